@@ -1,0 +1,133 @@
+"""The ``eunomia`` command. Each feature registers its own sub-command group
+here; ``eunomia --help`` lists only what works.
+
+Expected failures (``EunomiaError``) print one line and exit 1; only bugs keep
+their traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .config import load_settings
+from .errors import EunomiaError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="Eunomia Stream: container runtime security on Kafka.")
+kafka_app = typer.Typer(no_args_is_help=True, help="The local Apache Kafka (KRaft) the project runs.")
+topics_app = typer.Typer(no_args_is_help=True, help="The pipeline's topics.")
+worker_app = typer.Typer(no_args_is_help=True, help="Run one stream processor (a faust worker).")
+app.add_typer(kafka_app, name="kafka")
+app.add_typer(topics_app, name="topics")
+
+console = Console()
+
+
+def _local_kafka(port: int | None, brokers: int):
+    from .kafka.local_broker import LocalKafka
+
+    s = load_settings().local_kafka
+    return LocalKafka(s.data_dir, s.cache_dir, port=port or s.port, brokers=brokers,
+                      version=s.version, heap=s.heap)
+
+
+PortOpt = typer.Option(None, "--port", help="first broker port (default from config: 9092)")
+BrokersOpt = typer.Option(1, "--brokers", help="1, or 3 for a fault-test cluster")
+
+
+@kafka_app.command("start")
+def kafka_start(port: int | None = PortOpt, brokers: int = BrokersOpt) -> None:
+    """Fetch Kafka once, format KRaft storage, start and wait until it answers."""
+    kafka = _local_kafka(port, brokers)
+    with console.status(f"starting Kafka {kafka.version} on {kafka.bootstrap}"):
+        kafka.start()
+    console.print(f"Kafka ready at [bold]{kafka.bootstrap}[/] (data in {kafka.data_dir})")
+
+
+@kafka_app.command("stop")
+def kafka_stop(port: int | None = PortOpt, brokers: int = BrokersOpt) -> None:
+    """Stop the local Kafka cleanly (SIGTERM, then SIGKILL after 30 s)."""
+    kafka = _local_kafka(port, brokers)
+    kafka.stop()
+    console.print(f"Kafka at {kafka.bootstrap} stopped")
+
+
+@kafka_app.command("status")
+def kafka_status(port: int | None = PortOpt, brokers: int = BrokersOpt) -> None:
+    """Show each local node; exit 1 when none runs."""
+    kafka = _local_kafka(port, brokers)
+    table = Table("node", "port", "pid", "state")
+    nodes = kafka.status()
+    for n in nodes:
+        table.add_row(str(n.node_id), str(n.port), str(n.pid or "-"),
+                      "[green]running[/]" if n.running else "[red]stopped[/]")
+    console.print(table)
+    if not any(n.running for n in nodes):
+        raise typer.Exit(1)
+
+
+@topics_app.command("create")
+def topics_create() -> None:
+    """Create the pipeline's topics (idempotent)."""
+    from .kafka.topics import create_topics
+
+    result = create_topics(load_settings())
+    table = Table("topic", "result")
+    for name, state in result.items():
+        table.add_row(name, state)
+    console.print(table)
+
+
+@topics_app.command("list")
+def topics_list() -> None:
+    """Show the topic layout with partitions and cleanup policy."""
+    from .kafka.topics import topic_specs
+
+    table = Table("topic", "partitions", "replication", "cleanup.policy")
+    for nt in topic_specs(load_settings()):
+        table.add_row(nt.topic, str(nt.num_partitions), str(nt.replication_factor),
+                      nt.config["cleanup.policy"])
+    console.print(table)
+
+
+def _register_features() -> None:
+    """Each feature has a ``cli_*.py`` module whose ``register(app, worker_app)``
+    adds its commands; groups left empty stay out of --help."""
+    import pkgutil
+    from importlib import import_module
+
+    for pkgname in ("eunomia.producer", "eunomia.processors"):
+        pkg = import_module(pkgname)
+        for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
+            if info.name.startswith("cli_"):
+                import_module(f"{pkgname}.{info.name}").register(app, worker_app)
+    if worker_app.registered_commands:
+        app.add_typer(worker_app, name="worker")
+
+
+def main() -> None:
+    _register_features()
+    try:
+        app(standalone_mode=False)
+    except EunomiaError as exc:
+        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(1)
+    except (typer.Abort, KeyboardInterrupt):
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Configuration in one place: a YAML file plus ``EUNOMIA_*`` environment
+variables (nested with ``__``, e.g. ``EUNOMIA_KAFKA__BOOTSTRAP_SERVERS``).
+
+Environment wins over the file so a container or CI job can override one knob
+without rewriting the file. Secrets are ``SecretStr``: they never print.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+__all__ = ["KafkaSettings", "LocalKafkaSettings", "Settings", "TopicSettings", "load_settings"]
+
+
+def _cache_root() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "eunomia"
+
+
+class KafkaSettings(BaseModel):
+    """How every client (producer, workers, CLI) reaches the brokers."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    schema_registry_url: str | None = None
+
+    def librdkafka(self) -> dict[str, Any]:
+        """The confluent-kafka configuration for these settings."""
+        conf: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol.lower(),
+        }
+        if self.sasl_mechanism:
+            conf["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            conf["sasl.username"] = self.sasl_username
+        if self.sasl_password:
+            conf["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.ssl_cafile:
+            conf["ssl.ca.location"] = str(self.ssl_cafile)
+        if self.ssl_certfile:
+            conf["ssl.certificate.location"] = str(self.ssl_certfile)
+        if self.ssl_keyfile:
+            conf["ssl.key.location"] = str(self.ssl_keyfile)
+        return conf
+
+
+class TopicSettings(BaseModel):
+    """Topic layout: a prefix, and partition/replication defaults."""
+
+    prefix: str = "eunomia."
+    partitions: int = Field(default=6, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+    retention_ms: int = 7 * 24 * 3600 * 1000
+
+
+class LocalKafkaSettings(BaseModel):
+    """The single-node (or three-node) Apache Kafka the project runs itself."""
+
+    version: str = "4.4.0"
+    port: int = 9092
+    cache_dir: Path = Field(default_factory=lambda: _cache_root() / "kafka")
+    data_dir: Path = Field(default_factory=lambda: _cache_root() / "kafka-run")
+    heap: str = "512m"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="EUNOMIA_", env_nested_delimiter="__", extra="ignore")
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    topics: TopicSettings = Field(default_factory=TopicSettings)
+    local_kafka: LocalKafkaSettings = Field(default_factory=LocalKafkaSettings)
+    host_id: str | None = None
+    metrics_port: int = 0
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = os.environ.get("EUNOMIA_CONFIG")
+        if path:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        return tuple(sources)
+
+    def topic(self, name: str) -> str:
+        """Full topic name for one of DESIGN.md's logical names (``raw.events``)."""
+        return f"{self.topics.prefix}{name}"
+
+
+@cache
+def load_settings() -> Settings:
+    """Settings of this process (file named by ``EUNOMIA_CONFIG`` + environment)."""
+    path = os.environ.get("EUNOMIA_CONFIG")
+    if path and not Path(path).is_file():
+        from .errors import ConfigError
+
+        raise ConfigError(f"EUNOMIA_CONFIG names {path}, which is not a file")
+    return Settings()

@@ -1,0 +1,87 @@
+"""The topic layout of DESIGN.md and its idempotent creation.
+
+Compaction where a topic is a table (``containers``, ``seccomp.profiles``: the
+latest value per key is the state); time retention for streams.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from eunomia.config import Settings
+from eunomia.errors import BrokerUnavailable
+
+__all__ = ["TOPICS", "TopicSpec", "create_topics", "topic_specs"]
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str  # logical name, without prefix
+    schema: str | None  # value schema (short name); None for JSON topics
+    compacted: bool = False
+    partitions: int | None = None  # None: the configured default
+    config: dict[str, str] = field(default_factory=dict)
+
+
+TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec("raw.events", "raw_event"),
+    TopicSpec("raw.syscalls", "syscall_counts"),
+    TopicSpec("containers", "container", compacted=True),
+    TopicSpec("producer.health", "producer_health", partitions=3),
+    TopicSpec("enriched.events", "enriched_event"),
+    TopicSpec("alerts", "alert", partitions=3),
+    TopicSpec("alerts.ocsf", None, partitions=3),
+    TopicSpec("seccomp.profiles", "seccomp_profile", compacted=True, partitions=3),
+    TopicSpec("dlq", "dead_letter", partitions=3),
+)
+
+
+def topic_specs(settings: Settings) -> list[NewTopic]:
+    out = []
+    for spec in TOPICS:
+        config = {"compression.type": "producer"}
+        if spec.compacted:
+            config.update({"cleanup.policy": "compact", "min.compaction.lag.ms": "0",
+                           "segment.ms": "600000"})
+        else:
+            config.update({"cleanup.policy": "delete",
+                           "retention.ms": str(settings.topics.retention_ms)})
+        if settings.topics.replication_factor >= 3:
+            config["min.insync.replicas"] = "2"
+        config.update(spec.config)
+        out.append(NewTopic(settings.topic(spec.name),
+                            num_partitions=spec.partitions or settings.topics.partitions,
+                            replication_factor=settings.topics.replication_factor,
+                            config=config))
+    return out
+
+
+def create_topics(settings: Settings, timeout: float = 30.0) -> dict[str, str]:
+    """Create the topics that do not exist yet; returns name -> created|exists."""
+    admin = AdminClient(settings.kafka.librdkafka())
+    try:
+        existing = set(admin.list_topics(timeout=timeout).topics)
+    except KafkaException as exc:
+        raise BrokerUnavailable(
+            f"no Kafka broker at {settings.kafka.bootstrap_servers}: {exc.args[0].str()}") from None
+    result: dict[str, str] = {}
+    todo = []
+    for nt in topic_specs(settings):
+        if nt.topic in existing:
+            result[nt.topic] = "exists"
+        else:
+            todo.append(nt)
+    if todo:
+        for name, fut in admin.create_topics(todo, request_timeout=timeout).items():
+            try:
+                fut.result()
+                result[name] = "created"
+            except KafkaException as exc:
+                if exc.args[0].name() == "TOPIC_ALREADY_EXISTS":
+                    result[name] = "exists"
+                else:
+                    raise BrokerUnavailable(f"creating {name} failed: {exc.args[0].str()}") from None
+    return result

@@ -1,0 +1,75 @@
+"""Fixtures shared by every test folder: a real local Apache Kafka.
+
+One broker per test session on a free loopback port and a fresh data dir; it is
+stopped when the session ends. ``EUNOMIA_TEST_BOOTSTRAP`` points the tests at an
+already-running broker instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from eunomia.config import KafkaSettings, Settings, TopicSettings
+from tests.requirements import require
+
+
+def free_port_block(n: int = 1) -> int:
+    """A port p such that p..p+n-1 and their controller ports (+100) look free."""
+    for _ in range(200):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1]
+        if base + 100 + n > 65535:
+            continue
+        ok = True
+        for p in [*range(base, base + n), *range(base + 100, base + 100 + n)]:
+            with socket.socket() as t:
+                try:
+                    t.bind(("127.0.0.1", p))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return base
+    raise RuntimeError("no free port block")
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    env = os.environ.get("EUNOMIA_TEST_BOOTSTRAP")
+    if env:
+        yield env
+        return
+    from eunomia.config import LocalKafkaSettings
+    from eunomia.kafka.local_broker import LocalKafka
+
+    require(shutil.which("java") is not None, "needs Java 17 for the local Kafka broker")
+    s = LocalKafkaSettings()
+    data = tmp_path_factory.mktemp("kafka")
+    kafka = LocalKafka(data, s.cache_dir, port=free_port_block(), version=s.version, heap="384m")
+    kafka.start()
+    try:
+        yield kafka.bootstrap
+    finally:
+        kafka.stop()
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str) -> Settings:
+    """Settings pointing at the session broker with a per-test topic prefix, so
+    tests never see each other's messages."""
+    prefix = f"t{uuid.uuid4().hex[:8]}."
+    return Settings(kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap),
+                    topics=TopicSettings(prefix=prefix, partitions=3))
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
