@@ -73,3 +73,34 @@ def settings(kafka_bootstrap: str) -> Settings:
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def podman_socket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Docker-compatible API served by ``podman system service`` on a private
+    unix socket; yields the DOCKER_HOST URL."""
+    import subprocess
+    import time
+
+    from tests.requirements import require_podman
+
+    require_podman()
+    sock = tmp_path_factory.mktemp("podman") / "podman.sock"
+    proc = subprocess.Popen(["podman", "system", "service", "--time=0", f"unix://{sock}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not sock.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("podman system service did not start")
+            time.sleep(0.1)
+        yield f"unix://{sock}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+BUSYBOX_IMAGE = "localhost/eunomia-busybox:latest"
