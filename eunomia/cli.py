@@ -71,11 +71,11 @@ def kafka_status(port: int | None = PortOpt, brokers: int = BrokersOpt) -> None:
 
 
 @topics_app.command("create")
-def topics_create() -> None:
+def topics_create(timeout: float = typer.Option(30.0, help="seconds to wait for the brokers")) -> None:
     """Create the pipeline's topics (idempotent)."""
     from .kafka.topics import create_topics
 
-    result = create_topics(load_settings())
+    result = create_topics(load_settings(), timeout=timeout)
     table = Table("topic", "result")
     for name, state in result.items():
         table.add_row(name, state)
@@ -112,9 +112,12 @@ def _register_features() -> None:
 def main() -> None:
     _register_features()
     try:
-        app(standalone_mode=False)
+        rv = app(standalone_mode=False)
+        # click returns the code of a typer.Exit instead of raising it here
+        if isinstance(rv, int) and rv:
+            sys.exit(rv)
     except EunomiaError as exc:
-        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False)
+        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/] {exc}", highlight=False)
         sys.exit(1)
     except (typer.Abort, KeyboardInterrupt):
         sys.exit(130)

@@ -7,6 +7,7 @@ without rewriting the file. Secrets are ``SecretStr``: they never print.
 
 from __future__ import annotations
 
+import logging
 import os
 from functools import cache
 from pathlib import Path
@@ -27,6 +28,13 @@ def _cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "eunomia"
 
 
+def _client_logger() -> logging.Logger:
+    logger = logging.getLogger("eunomia.kafka.client")
+    if not logger.handlers:
+        logger.addHandler(logging.NullHandler())
+    return logger
+
+
 class KafkaSettings(BaseModel):
     """How every client (producer, workers, CLI) reaches the brokers."""
 
@@ -45,6 +53,9 @@ class KafkaSettings(BaseModel):
         conf: dict[str, Any] = {
             "bootstrap.servers": self.bootstrap_servers,
             "security.protocol": self.security_protocol.lower(),
+            # librdkafka logs through Python logging, not straight to stderr:
+            # a CLI user sees one line per failure, a service its log config.
+            "logger": _client_logger(),
         }
         if self.sasl_mechanism:
             conf["sasl.mechanism"] = self.sasl_mechanism
