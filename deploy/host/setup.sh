@@ -8,7 +8,7 @@ set -euo pipefail
 log() { printf 'setup: %s\n' "$*"; }
 
 need_pkgs=(bpfcc-tools python3-bpfcc bpftool linux-headers-amd64 podman runc
-           busybox-static libseccomp2 maven openjdk-17-jre-headless)
+           busybox-static libseccomp2 maven openjdk-17-jre-headless docker-compose)
 missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
