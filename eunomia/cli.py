@@ -94,6 +94,48 @@ def topics_list() -> None:
     console.print(table)
 
 
+alerts_app = typer.Typer(no_args_is_help=True, help="Alerts on the alerts topic.")
+app.add_typer(alerts_app, name="alerts")
+
+
+@alerts_app.command("tail")
+def alerts_tail(follow: bool = typer.Option(False, "--follow", "-f", help="keep waiting for new alerts"),
+                last: int = typer.Option(0, "--last", help="only the last N per partition (0: all)"),
+                fmt: str = typer.Option("line", "--format", help="line or json")) -> None:
+    """Print alerts from the topic; with --follow, keep printing new ones."""
+    from .alerts_tail import format_alert, tail_alerts
+
+    out = Console(soft_wrap=True, highlight=False)
+    try:
+        for alert in tail_alerts(load_settings(), follow=follow, last=last or None):
+            out.print(format_alert(alert, fmt), markup=False)
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command("up")
+def up(bootstrap: str | None = typer.Option(None, "--bootstrap", help="use these brokers, not local Kafka"),
+       workers: str = typer.Option("", "--workers", help="comma-separated; default: every worker"),
+       no_producer: bool = typer.Option(False, "--no-producer", help="processors only"),
+       duration: float | None = typer.Option(None, "--duration", help="stop after S seconds"),
+       live: bool | None = typer.Option(None, "--live/--no-live", help="live view (default: on a tty)"),
+       ready_file: str | None = typer.Option(None, "--ready-file", help="write this file once ready"),
+       ) -> None:
+    """Run the whole pipeline here: Kafka, topics, producer, workers, live view."""
+    from pathlib import Path
+
+    from .up import run_up
+
+    names = [w for w in workers.split(",") if w] or [c.name for c in worker_app.registered_commands
+                                                      if c.name]
+    settings = load_settings()
+    run_dir = settings.local_kafka.data_dir.parent / "up"
+    code = run_up(settings, bootstrap=bootstrap, workers=names, producer=not no_producer,
+                  duration=duration, live=sys.stdout.isatty() if live is None else live,
+                  run_dir=run_dir, ready_file=Path(ready_file) if ready_file else None)
+    raise typer.Exit(code)
+
+
 def _register_features() -> None:
     """Each feature has a ``cli_*.py`` module whose ``register(app, worker_app)``
     adds its commands; groups left empty stay out of --help."""
