@@ -106,8 +106,24 @@ class LocalKafka:
                               f"{self._log_tail(1)}")
 
     def stop(self, timeout: float = 30.0) -> None:
-        for node_id in range(self.brokers, 0, -1):
-            self.stop_node(node_id, timeout=timeout)
+        """SIGTERM every node at once (one by one, the last nodes wait for a
+        controller quorum that is already gone), then SIGKILL what remains."""
+        procs = []
+        for node_id in range(1, self.brokers + 1):
+            pid = self._pid(node_id)
+            if pid is not None:
+                try:
+                    proc = psutil.Process(pid)
+                    proc.terminate()
+                    procs.append(proc)
+                except psutil.NoSuchProcess:
+                    pass
+        _gone, alive = psutil.wait_procs(procs, timeout=timeout)
+        for proc in alive:
+            proc.kill()
+        psutil.wait_procs(alive, timeout=10)
+        for node_id in range(1, self.brokers + 1):
+            (self.node_dir(node_id) / "kafka.pid").unlink(missing_ok=True)
 
     def stop_node(self, node_id: int, *, timeout: float = 30.0, kill: bool = False) -> None:
         pid = self._pid(node_id)
