@@ -34,7 +34,7 @@ import faust
 
 from eunomia.config import KafkaSettings, Settings
 
-__all__ = ["PartitionedTable", "create_app", "input_topic", "partitioned_table"]
+__all__ = ["PartitionedTable", "create_app", "input_topic", "partitioned_table", "run_worker"]
 
 
 def _ssl_context(kafka: KafkaSettings) -> ssl.SSLContext:
@@ -121,8 +121,34 @@ class PartitionedTable(faust.Table):
 
 def partitioned_table(app: faust.App, name: str, *, partitions: int | None = None,
                       help: str = "") -> PartitionedTable:
-    """A JSON-valued, str-keyed PartitionedTable registered on ``app``."""
+    """A str-keyed PartitionedTable of JSON values registered on ``app`` (faust
+    serializes keys and values of untyped tables as JSON)."""
     table = app.tables.add(PartitionedTable(
         app, name=name, default=None, key_type=str, value_type=None,
-        key_serializer="raw", value_serializer="json", partitions=partitions, help=help))
+        partitions=partitions, help=help))
     return table  # type: ignore[return-value]
+
+
+def run_worker(app: faust.App, settings: Settings, *, loglevel: str = "WARNING") -> None:
+    """Run ``app`` as a worker in this process until SIGTERM/SIGINT.
+
+    With ``settings.metrics_port`` set, ``/healthz``, ``/readyz`` (table recovery
+    done, so the worker is consuming) and ``/metrics`` are served on 127.0.0.1.
+    """
+    endpoints = None
+    if settings.metrics_port:
+        from eunomia.endpoints import Endpoints
+
+        endpoints = Endpoints(settings.metrics_port,
+                              ready=lambda: app.tables.recovery.completed.is_set()).start()
+
+        @app.timer(5.0)
+        async def _beat() -> None:
+            endpoints.beat()
+
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    try:
+        worker.execute_from_commandline()
+    finally:
+        if endpoints is not None:
+            endpoints.stop()
