@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     local_kafka: LocalKafkaSettings = Field(default_factory=LocalKafkaSettings)
     host_id: str | None = None
     metrics_port: int = 0
+    # 127.0.0.1 on a developer host; 0.0.0.0 in a container or pod so probes
+    # and Prometheus can reach it.
+    metrics_addr: str = "127.0.0.1"
 
     @classmethod
     def settings_customise_sources(
