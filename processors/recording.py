@@ -315,18 +315,45 @@ class RecordingReader:
             raise CorruptRecording(self.path, block, offset, reason)
         resume = None
         if raw is not None:
-            raw.seek(offset + 1)
-            data = raw.read()
-            i = data.find(self.sync)
-            if i >= 0:
-                resume = offset + 1 + i + SYNC_SIZE
-                if resume >= self.size:
-                    resume = None
+            resume = self._resync(raw, offset)
         skip = SkippedBlock(block, offset, resume, reason)
         self.skipped.append(skip)
         if self._on_skip:
             self._on_skip(skip)
         return resume
+
+
+    def _block_end(self, raw: BinaryIO, offset: int) -> int | None:
+        """End of the block at ``offset`` per its own header, if that header
+        parses and the block fits in the file."""
+        raw.seek(offset)
+        try:
+            count, size = _read_varlong(raw), _read_varlong(raw)
+        except (EOFError, ValueError):
+            return None
+        if count is None or size is None or count < 0 or size < 0:
+            return None
+        end = raw.tell() + size + SYNC_SIZE
+        return end if end <= self.size else None
+
+    def _resync(self, raw: BinaryIO, offset: int) -> int | None:
+        """Where the next good block starts: right after the damaged one when
+        its header is intact and the following block checks out (so a mangled
+        sync marker costs one block, not two); else after the next sync marker."""
+        end = self._block_end(raw, offset)
+        if end is not None and end < self.size:
+            nxt = self._block_end(raw, end)
+            if nxt is not None:
+                raw.seek(nxt - SYNC_SIZE)
+                if raw.read(SYNC_SIZE) == self.sync:
+                    return end
+        raw.seek(offset + 1)
+        data = raw.read()
+        i = data.find(self.sync)
+        if i < 0:
+            return None
+        resume = offset + 1 + i + SYNC_SIZE
+        return resume if resume < self.size else None
 
 
 def _reason(exc: Exception, where: str) -> str:
