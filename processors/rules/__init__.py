@@ -1,0 +1,30 @@
+"""Eunomia's rule engine: a pure library (no Kafka, no faust) that the worker,
+offline replay, the benchmark and the tests all drive the same way.
+
+    ruleset = load_files(paths)            # or load_text(yaml); RuleLoadError lists every problem
+    engine = Engine(ruleset, lateness_ns=2_000_000_000)
+    alerts = engine.process(event)         # event: a decoded enriched_event dict
+    alerts += engine.advance_watermark(ts) # event time moves on without events
+    ocsf = to_ocsf(alerts[0])              # OCSF Detection Finding (class 2004)
+
+Alerts are dicts of schemas/alert.avsc. State snapshots per key (for a faust
+Table): ``Engine(..., track_dirty=True)``, then after each call
+``engine.take_dirty()`` gives (rule id, key) pairs to save with
+``export_state(rule_id, key)`` (None: delete) and restore with ``import_state``;
+``ENGINE_KEY`` holds the watermark and reorder buffer. ``replace_ruleset`` swaps
+rules keeping the state of unchanged rules.
+"""
+
+from .alerts import alert_id
+from .condition import parse_condition
+from .engine import ENGINE_KEY, Engine
+from .errors import MESSAGES, Diagnostic, RuleError, RuleLoadError, RuleSyntaxError
+from .loader import lint_files, load_files, load_text, pack_files
+from .model import LEVEL_SEVERITY, Rule, RuleSet
+from .ocsf import ocsf_json, to_ocsf
+
+__all__ = [
+    "ENGINE_KEY", "LEVEL_SEVERITY", "MESSAGES", "Diagnostic", "Engine", "Rule", "RuleError",
+    "RuleLoadError", "RuleSet", "RuleSyntaxError", "alert_id", "lint_files", "load_files", "load_text",
+    "ocsf_json", "pack_files", "parse_condition", "to_ocsf",
+]

@@ -1,0 +1,117 @@
+"""Sequences with the semantics of Elastic EQL.
+
+State per join key: ``{"<j>": pending}`` where j is how many steps the pending
+sequence has completed. One pending sequence per state per key: a newer one
+overwrites an older one in the same state. An event is applied to later steps
+first, so one event never advances a sequence twice. ``maxspan`` is measured
+from the first event; ``until`` cancels every pending sequence of its key; a
+trailing ``missing`` step ("A not followed by B within T") fires only when the
+watermark passes the previous step's time + T without a B.
+
+pending = {"t0": first ts, "tl": last ts, "ev": [refs], "n": count, "gk": group key,
+           "snap": alert context of the latest event, "dl": missing-step deadline or absent}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .alerts import make_alert, ref, snap
+from .runner import Runner
+
+__all__ = ["SequenceRunner"]
+
+
+class SequenceRunner(Runner):
+    def setup(self) -> None:
+        steps = self.rule.steps
+        self.n = len(steps)
+        self.missing = steps[-1].missing
+        self.positive = self.n - 1 if self.missing else self.n
+        self.span = self.rule.maxspan_ns or self.default_span_ns
+
+    def _keys(self, i: int, e: dict[str, Any]) -> list[str]:
+        base: list[tuple[Any, ...]] = self.rule.by.keys(e) if self.rule.by else [()]
+        step = self.rule.steps[i].by
+        if step is None:
+            return [self.group_key(k) for k in base]
+        return [self.group_key((*b, *s)) for b in base for s in step.keys(e)]
+
+    def deadline(self, state: dict[str, dict[str, Any]]) -> int | None:
+        ds = [p.get("dl", p["t0"] + self.span) for p in state.values()]
+        return min(ds) if ds else None
+
+    def on_event(self, e: dict[str, Any], hits: list[int], until: bool) -> list[dict[str, Any]]:
+        if not hasattr(self, "n"):
+            self.setup()
+        alerts: list[dict[str, Any]] = []
+        ts = e["event"]["ts_ns"]
+        if until:
+            for k in self._keys(0, e):
+                if k in self.states:
+                    self.drop(k)
+        for i in sorted(hits, reverse=True):
+            for k in self._keys(i, e):
+                if i == 0:
+                    self._start(k, e, ts)
+                    continue
+                state = self.states.get(k)
+                if state is None:
+                    continue
+                p = state.get(str(i))
+                if p is None:
+                    continue
+                if ts - p["t0"] > self.span:
+                    del state[str(i)]
+                    self._store(k, state)
+                    continue
+                del state[str(i)]
+                if self.rule.steps[i].missing:  # the awaited event came: no alert
+                    self._store(k, state)
+                    continue
+                p["tl"] = ts
+                p["n"] += 1
+                p["ev"].append(ref(e))
+                if len(p["ev"]) > self.max_events:
+                    del p["ev"][self.max_events - 1]
+                p["snap"] = snap(self.rule, e)
+                if i + 1 == self.n:
+                    self._store(k, state)
+                    alerts.append(make_alert(self.rule, p["gk"], p["ev"], p["n"], p["snap"], self.max_events))
+                    continue
+                self._advance(k, state, i + 1, p)
+        return alerts
+
+    def _start(self, k: str, e: dict[str, Any], ts: int) -> None:
+        p = {"t0": ts, "tl": ts, "ev": [ref(e)], "n": 1, "gk": k}
+        p["snap"] = snap(self.rule, e)
+        state = self.states.get(k) or {}
+        self._advance(k, state, 1, p)
+
+    def _advance(self, k: str, state: dict[str, Any], j: int, p: dict[str, Any]) -> None:
+        if self.missing and j == self.positive:
+            within = self.rule.steps[-1].within_ns
+            p["dl"] = min(p["tl"] + within, p["t0"] + self.span) if within else p["t0"] + self.span
+        state[str(j)] = p  # overwrite: one pending sequence per state per key
+        d = p.get("dl", p["t0"] + self.span)
+        self.put(k, state, d)
+
+    def _store(self, k: str, state: dict[str, Any]) -> None:
+        if state:
+            self.states[k] = state
+            self.touch(k)
+        else:
+            self.drop(k)
+
+    def expire(self, key: str, wm: int) -> tuple[list[dict[str, Any]], int | None]:
+        state = self.states[key]
+        alerts: list[dict[str, Any]] = []
+        for j in sorted(state, key=int):
+            p = state[j]
+            if "dl" in p and wm > p["dl"]:
+                alerts.append(make_alert(self.rule, p["gk"], p["ev"], p["n"], p["snap"], self.max_events))
+                del state[j]
+            elif wm > p["t0"] + self.span:
+                del state[j]
+        self.touch(key)
+        return alerts, self.deadline(state)
