@@ -136,6 +136,14 @@ def up(bootstrap: str | None = typer.Option(None, "--bootstrap", help="use these
     raise typer.Exit(code)
 
 
+@app.command("demo")
+def demo() -> None:
+    """The main job: pipeline up, a benign workload and an attack in podman, the alerts."""
+    from .demo import run_demo
+
+    raise typer.Exit(run_demo(load_settings()))
+
+
 def _register_features() -> None:
     """Each feature has a ``cli_*.py`` module whose ``register(app, worker_app)``
     adds its commands; groups left empty stay out of --help."""
