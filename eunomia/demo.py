@@ -28,6 +28,7 @@ IMAGE = "localhost/eunomia-busybox:latest"
 BENIGN_ARGV = ["/bin/ls", "-l", "/etc"]
 # Each line is one technique the default rule pack covers.
 ATTACK_SCRIPT = """
+id; uname -a; hostname; whoami                   # discovery burst
 cat /etc/shadow > /dev/null                      # credential access
 echo 'evil:x:0:0::/:/bin/sh' >> /etc/passwd      # write below /etc
 for p in $(seq 20 45); do nc -w 1 127.0.0.1 $p < /dev/null 2>/dev/null; done   # port scan
