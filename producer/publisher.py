@@ -1,0 +1,335 @@
+"""Kafka delivery for the producer: idempotent, ordered per host, spooled to disk
+when the broker is away or slow, so nothing is lost silently.
+
+How order is kept. Every topic the producer writes is keyed by host (or
+host/cgroup), so one host's messages of one topic share a partition, and
+librdkafka keeps a partition's messages in produce order. The publisher keeps
+one invariant on top: *everything handed to librdkafka precedes everything in
+the spool*. While anything is spooled, ``publish`` appends behind it instead
+of producing; ``poll`` drains the spool into librdkafka (oldest first) and only
+when the spool is empty does live traffic go straight to librdkafka again.
+
+How nothing is lost. ``message.timeout.ms`` is 0 (infinite), so librdkafka
+never gives up on a message because the broker is away: an outage just parks
+messages in its queue while new ones go to the spool. A message read from the
+spool leaves it only when its delivery report says delivered (``Spool.ack``);
+if the process stops first, it is sent again after the restart. Delivery
+failures (permanent errors, a purge at close, a fatal producer error) are not
+dropped: a spooled message is re-sent from the spool, a live one is written to
+the ``retry`` spool, which drains before the main spool because it holds older
+messages. The only drops are records that do not fit the spool (counted,
+``lost_ranges``) and records larger than the broker accepts (counted).
+
+How no duplicates arise. The idempotent producer (``enable.idempotence``,
+``acks=all``) lets the broker discard librdkafka's own retries, so a message
+produced once is written once even across broker restarts and lost
+connections. The publisher produces each message exactly once per process:
+live messages go either to librdkafka or to the spool, never both, and a
+spooled record is handed out once (``Spool.read``) and acknowledged once. The
+remaining window is a crash of the producer process itself while spooled
+records were in flight: the commit point lags behind (fsync policy in
+spool.py), so those few records are sent again by the new process; consumers
+can drop them by (host_id, boot_id, seq).
+
+Broker reachability. "Unreachable" starts on librdkafka's all-brokers-down or
+transport errors, or when messages are outstanding and none was delivered for
+``stall_seconds``; it ends at the first successful delivery. While unreachable
+only a small probe of spooled records is handed to librdkafka; the outage is
+logged as one line when it starts and one when it ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import KafkaError, Producer
+
+from eunomia.config import Settings
+
+from .spool import Spool, SpoolRecord
+
+__all__ = ["Publisher"]
+
+log = logging.getLogger(__name__)
+
+_OUTAGE_CODES = {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE}
+_NEVER_FITS = {KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_MSG_SIZE}
+
+
+def _librdkafka_logger() -> logging.Logger:
+    """librdkafka's own chatter (a line per reconnect attempt) stays out of the way:
+    the publisher logs an outage itself, once."""
+    lg = logging.getLogger("eunomia.producer.librdkafka")
+    lg.setLevel(logging.CRITICAL)
+    return lg
+
+
+class Publisher:
+    """Non-blocking publish with an ordered disk spool behind librdkafka."""
+
+    def __init__(self, settings: Settings, *, spool_dir: Path, spool_max_bytes: int,
+                 stall_seconds: float = 5.0, drain_batch: int = 5000, queue_messages: int = 200_000,
+                 probe_messages: int = 100, extra_config: dict[str, Any] | None = None,
+                 metrics: Any | None = None) -> None:
+        self.settings = settings
+        self.stall_seconds = stall_seconds
+        self.drain_batch = drain_batch
+        self.probe_messages = probe_messages
+        self._queue_cap = queue_messages
+        self._metrics = metrics
+        self._conf: dict[str, Any] = {
+            **settings.kafka.librdkafka(),
+            "enable.idempotence": True,
+            "acks": "all",
+            "compression.type": "lz4",
+            "linger.ms": 20,
+            "batch.size": 1_000_000,
+            "batch.num.messages": 10_000,
+            "queue.buffering.max.messages": queue_messages,
+            "queue.buffering.max.kbytes": 256 * 1024,
+            "message.timeout.ms": 0,  # never expire: an outage parks messages, it does not fail them
+            "socket.keepalive.enable": True,
+            "reconnect.backoff.max.ms": 2000,
+            "error_cb": self._on_error,
+            "logger": _librdkafka_logger(),
+            **(extra_config or {}),
+        }
+        self._producer = Producer(self._conf)
+        spool_dir = Path(spool_dir)
+        self.spool = Spool(spool_dir / "main", spool_max_bytes)
+        self.retry = Spool(spool_dir / "retry", spool_max_bytes)
+        self.spool.reserved_bytes = self.retry.bytes
+        self._topics: dict[str, str] = {}
+        self._redo: deque[tuple[Spool, SpoolRecord]] = deque()  # spooled, delivery failed
+        self._too_large_ranges: list[tuple[int, int]] = []
+        self._spooling = bool(self.spool.unread or self.retry.unread)
+        self._reachable = True
+        self._fatal: KafkaError | None = None
+        self._last_progress = time.monotonic()
+        self._outage_started = 0.0
+        self.delivered = 0
+        self.spooled = 0
+        self.failed_deliveries = 0
+        self.dropped_too_large = 0
+        self._lat_sum = 0.0
+        self._lat_max = 0.0
+        self._lat_n = 0
+        if self._spooling:
+            log.info("spool holds %d messages from a previous run; draining them first",
+                     len(self.spool) + len(self.retry))
+
+    # -- hot path ------------------------------------------------------------
+    def publish(self, logical_topic: str, key: bytes | None, value: bytes | None, *,
+                seq: int | None = None) -> None:
+        """Queue one message; never blocks. Goes to the spool while anything is spooled."""
+        if self._spooling:
+            self._to_spool(logical_topic, key, value, seq)
+            return
+        topic = self._topics.get(logical_topic)
+        if topic is None:
+            topic = self._topics[logical_topic] = self.settings.topic(logical_topic)
+        try:
+            if not len(self._producer):
+                self._last_progress = time.monotonic()
+            self._producer.produce(topic, value, key,
+                                   on_delivery=partial(self._on_live, logical_topic, seq))
+        except BufferError:
+            self._spooling = True
+            self._to_spool(logical_topic, key, value, seq)
+
+    def _to_spool(self, logical_topic: str, key: bytes | None, value: bytes | None,
+                  seq: int | None) -> None:
+        if self.spool.append(logical_topic, key, value, seq):
+            self.spooled += 1
+        self._spooling = True
+
+    # -- delivery reports ----------------------------------------------------
+    def _delivered(self, msg: Any) -> None:
+        self.delivered += 1
+        self._last_progress = time.monotonic()
+        lat = msg.latency() or 0.0
+        self._lat_sum += lat
+        self._lat_n += 1
+        if lat > self._lat_max:
+            self._lat_max = lat
+        if self._metrics is not None and not self.delivered & 15:
+            self._metrics.observe_latency(lat)
+        if not self._reachable:
+            self._reachable = True
+            log.warning("Kafka broker reachable again after %.0fs; draining %d spooled messages",
+                        time.monotonic() - self._outage_started, len(self.spool) + len(self.retry))
+
+    def _on_live(self, logical_topic: str, seq: int | None, err: KafkaError | None, msg: Any) -> None:
+        if err is None:
+            self._delivered(msg)
+            return
+        if self._failed(err, seq):
+            return
+        # Older than anything in the main spool: the retry spool drains first.
+        if self.retry.append(logical_topic, msg.key(), msg.value(), seq):
+            self.spooled += 1
+        self._spooling = True
+
+    def _on_spooled(self, source: Spool, rec: SpoolRecord, err: KafkaError | None, msg: Any) -> None:
+        if err is None:
+            source.ack(rec.token)
+            self._delivered(msg)
+            return
+        if self._failed(err, rec.seq):
+            source.ack(rec.token)  # cannot ever be delivered; counted as dropped
+            return
+        self._redo.append((source, rec))  # stays unacknowledged on disk until delivered
+        self._spooling = True
+
+    def _failed(self, err: KafkaError, seq: int | None) -> bool:
+        """Count a failed delivery; True when the message can never be delivered."""
+        self.failed_deliveries += 1
+        if err.code() in _NEVER_FITS:
+            self.dropped_too_large += 1
+            self._lost(seq)
+            log.error("message seq=%s rejected by the broker (%s); dropped", seq, err.str())
+            return True
+        if err.code() not in (KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT):
+            self._mark_unreachable(err)
+        return False
+
+    def _lost(self, seq: int | None) -> None:
+        if seq is None:
+            return
+        ranges = self._too_large_ranges
+        if ranges and ranges[-1][1] == seq - 1:
+            ranges[-1] = (ranges[-1][0], seq)
+        else:
+            ranges.append((seq, seq))
+
+    def _on_error(self, err: KafkaError) -> None:
+        if err.fatal():
+            self._fatal = err
+            log.error("Kafka producer fatal error: %s; recreating the producer", err.str())
+        elif err.code() in _OUTAGE_CODES:
+            self._mark_unreachable(err)
+        else:
+            log.debug("librdkafka: %s", err.str())
+
+    def _mark_unreachable(self, err: KafkaError | str) -> None:
+        if self._reachable:
+            self._reachable = False
+            self._outage_started = time.monotonic()
+            reason = err.str() if isinstance(err, KafkaError) else err
+            log.warning("Kafka broker unreachable at %s (%s); spooling to %s",
+                        self.settings.kafka.bootstrap_servers, reason, self.spool.dir.parent)
+        self._spooling = True
+
+    # -- pumping -------------------------------------------------------------
+    def poll(self, timeout: float = 0) -> int:
+        """Serve delivery reports, detect stalls, drain the spool. Call it often."""
+        n = self._producer.poll(timeout)
+        if self._fatal is not None:
+            self._recreate()
+        outstanding = len(self._producer)
+        if (self._reachable and outstanding
+                and time.monotonic() - self._last_progress > self.stall_seconds):
+            self._mark_unreachable(f"no delivery for {self.stall_seconds:.0f}s")
+        if self._spooling:
+            self._drain(outstanding)
+        self.spool.reserved_bytes = self.retry.bytes
+        self.spool.sync()
+        self.retry.sync()
+        return n
+
+    def _drain(self, outstanding: int) -> None:
+        if self._reachable:
+            room = min(self.drain_batch, self._queue_cap // 2 - outstanding)
+        else:
+            room = self.probe_messages - outstanding  # probe: learn when the broker is back
+        if room <= 0:
+            return
+        if not outstanding:
+            self._last_progress = time.monotonic()
+        while room > 0 and self._redo:
+            source, rec = self._redo[0]
+            if not self._produce_spooled(source, rec):
+                return
+            self._redo.popleft()
+            room -= 1
+        for source in (self.retry, self.spool):
+            if room <= 0:
+                return
+            recs = source.read(room)
+            for i, rec in enumerate(recs):
+                if not self._produce_spooled(source, rec):
+                    # librdkafka is full after all: keep the rest, in order, for the next poll
+                    self._redo.extend((source, r) for r in recs[i:])
+                    return
+            room -= len(recs)
+            if source.unread:
+                return
+        if not self._redo and not self.retry.unread and not self.spool.unread:
+            self._spooling = False
+
+    def _produce_spooled(self, source: Spool, rec: SpoolRecord) -> bool:
+        topic = self._topics.get(rec.topic)
+        if topic is None:
+            topic = self._topics[rec.topic] = self.settings.topic(rec.topic)
+        try:
+            self._producer.produce(topic, rec.value, rec.key,
+                                   on_delivery=partial(self._on_spooled, source, rec))
+        except BufferError:
+            return False
+        return True
+
+    def _recreate(self) -> None:
+        """A fatal idempotence error makes the instance unusable: purge it (failed
+        messages return to the spools), then start a new one."""
+        self._fatal = None
+        self._producer.purge()
+        self._producer.poll(0)
+        self._producer.flush(0)
+        self._producer = Producer(self._conf)
+
+    # -- shutdown and introspection -----------------------------------------
+    def flush(self, timeout: float = 10.0) -> int:
+        """Deliver what can be delivered within ``timeout``; returns messages still pending
+        (in librdkafka or in the spools)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.poll(0.05)
+            pending = len(self._producer) + len(self.spool) + len(self.retry)
+            if not pending or time.monotonic() >= deadline:
+                return pending
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Flush, then move what is still in librdkafka to the retry spool and persist."""
+        self.flush(timeout)
+        if len(self._producer):
+            self._producer.purge()
+            self._producer.flush(0)
+            self._producer.poll(0)
+        self.spool.close()
+        self.retry.close()
+
+    @property
+    def lost_ranges(self) -> list[tuple[int, int]]:
+        """Seq ranges (first, last) dropped: spool full or rejected by the broker."""
+        return sorted([*self.retry.lost_ranges, *self.spool.lost_ranges, *self._too_large_ranges])
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "delivered": self.delivered,
+            "spooled": self.spooled,
+            "spool_bytes": self.spool.bytes + self.retry.bytes,
+            "spool_messages": len(self.spool) + len(self.retry),
+            "dropped_spool_full": self.spool.dropped + self.retry.dropped,
+            "dropped_too_large": self.dropped_too_large,
+            "failed_deliveries": self.failed_deliveries,
+            "in_flight": len(self._producer),
+            "reachable": self._reachable,
+            "spooling": self._spooling,
+            "delivery_latency_avg_s": self._lat_sum / self._lat_n if self._lat_n else 0.0,
+            "delivery_latency_max_s": self._lat_max,
+        }
