@@ -170,7 +170,9 @@ class Publisher:
             return
         if self._failed(err, seq):
             return
-        # Older than anything in the main spool: the retry spool drains first.
+        # Older than anything in the main spool: the retry spool drains first. Its own
+        # bound is not shared with the main spool, so a full main spool never costs
+        # the older messages librdkafka held (disk use <= 2 x spool_max_bytes).
         if self.retry.append(logical_topic, msg.key(), msg.value(), seq):
             self.spooled += 1
         self._spooling = True
@@ -269,7 +271,7 @@ class Publisher:
             room -= len(recs)
             if source.unread:
                 return
-        if not self._redo and not self.retry.unread and not self.spool.unread:
+        if self._reachable and not self._redo and not self.retry.unread and not self.spool.unread:
             self._spooling = False
 
     def _produce_spooled(self, source: Spool, rec: SpoolRecord) -> bool:
