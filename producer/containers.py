@@ -1,0 +1,226 @@
+"""Container metadata for the compacted ``containers`` topic.
+
+With a runtime API (the docker SDK on DOCKER_HOST; podman's Docker-compatible
+socket answers the same) the tracker lists running containers at start and then
+follows the API's event stream in a thread: ``start`` publishes a record,
+``die``/``destroy``/``remove`` a tombstone (once per container). Without one it
+says so in one line and rescans /proc every few seconds, recognising container
+cgroups by path (cgroup_paths.py), which yields at least the container id.
+
+Key ``<host_id>/<cgroup_id>``; the cgroup id is the v2 id BPF programs see
+(``bpf_get_current_cgroup_id``), taken from the container's init process, so
+processors can join raw events to containers on it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .cgroup_paths import cgroup_id, parse_cgroup_path, pid_cgroup_path
+
+__all__ = ["ContainerTracker"]
+
+log = logging.getLogger(__name__)
+
+_DEFAULT_SOCKETS = ("/var/run/docker.sock", "/run/podman/podman.sock")
+_GONE = {"die", "destroy", "remove", "died", "cleanup"}
+OnRecord = Callable[[str, dict[str, Any] | None], None]
+
+
+class ContainerTracker:
+    """Publishes container records and tombstones through ``on_record(key, record)``."""
+
+    def __init__(self, host_id: str, docker_host: str | None, on_record: OnRecord, *,
+                 rescan_interval: float = 2.0) -> None:
+        self.host_id = host_id
+        self.docker_host = docker_host
+        self.on_record = on_record
+        self.rescan_interval = rescan_interval
+        self.source = "none"
+        self._client: Any = None
+        self._runtime = "docker"
+        self._events: Any = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._by_container: dict[str, int] = {}  # container id -> cgroup id
+        self._paths: dict[int, str] = {}  # cgroup id -> cgroup path
+
+    # -- public --------------------------------------------------------------
+    def start(self) -> None:
+        self._client = self._connect()
+        if self._client is not None:
+            self.source = "api"
+            since = int(time.time())
+            for c in self._client.containers.list():
+                self._publish_api(c.attrs)
+            self._thread = threading.Thread(target=self._follow, args=(since,),
+                                            name="containers-events", daemon=True)
+        else:
+            self.source = "cgroup"
+            self._rescan()
+            self._thread = threading.Thread(target=self._rescan_loop, name="containers-rescan",
+                                            daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._events is not None:
+            try:
+                self._events.close()
+            except Exception:  # the stream may already be closed by the server
+                pass
+        if self._thread is not None:
+            self._thread.join(5)
+        if self._client is not None:
+            self._client.close()
+
+    def cgroup_path(self, cgroup_id_: int) -> str | None:
+        with self._lock:
+            return self._paths.get(cgroup_id_)
+
+    def known(self) -> dict[str, int]:
+        """Container id -> cgroup id of the containers currently tracked."""
+        with self._lock:
+            return dict(self._by_container)
+
+    # -- runtime API ---------------------------------------------------------
+    def _connect(self) -> Any:
+        import docker
+
+        url = self.docker_host or os.environ.get("DOCKER_HOST")
+        if not url:
+            url = next((f"unix://{p}" for p in _DEFAULT_SOCKETS if Path(p).exists()), None)
+        if not url:
+            log.warning("no container runtime API socket found (%s); recognising containers "
+                        "by cgroup path only", ", ".join(_DEFAULT_SOCKETS))
+            return None
+        try:
+            client = docker.DockerClient(base_url=url, timeout=10)
+            version = client.version()
+        except Exception as exc:
+            log.warning("no container runtime API at %s (%s); recognising containers by cgroup "
+                        "path only", url, str(exc).splitlines()[0][:200])
+            return None
+        names = " ".join(c.get("Name", "") for c in version.get("Components", []))
+        self._runtime = "podman" if "podman" in names.lower() else "docker"
+        return client
+
+    def _follow(self, since: int) -> None:
+        while not self._stop.is_set():
+            try:
+                self._events = self._client.events(decode=True, since=since,
+                                                   filters={"type": "container"})
+                for ev in self._events:
+                    since = int(ev.get("time", since))
+                    self._on_event(ev)
+            except Exception as exc:
+                if self._stop.is_set():
+                    return
+                log.warning("container event stream broke (%s); reconnecting", exc)
+                self._stop.wait(1.0)
+
+    def _on_event(self, ev: dict[str, Any]) -> None:
+        action = (ev.get("Action") or ev.get("status") or "").split(":")[0]
+        cid = ev.get("id") or ev.get("Actor", {}).get("ID")
+        if not cid:
+            return
+        if action == "start":
+            try:
+                self._publish_api(self._client.api.inspect_container(cid))
+            except Exception as exc:  # removed again before we looked
+                log.debug("container %s vanished before inspect: %s", cid[:12], exc)
+        elif action in _GONE:
+            self._tombstone(cid)
+
+    def _publish_api(self, a: dict[str, Any]) -> None:
+        state = a.get("State") or {}
+        pid = int(state.get("Pid") or 0)
+        if not pid:
+            return  # not running: no cgroup to join on
+        cfg = a.get("Config") or {}
+        labels = {str(k): str(v) for k, v in (cfg.get("Labels") or {}).items()}
+        path = pid_cgroup_path(pid)
+        match = parse_cgroup_path(path) if path else None
+        runtime = self._runtime if "io.kubernetes.pod.uid" not in labels else "kubernetes"
+        rec = self._record(
+            container_id=a["Id"], name=(a.get("Name") or "").lstrip("/") or None,
+            image=cfg.get("Image") or a.get("ImageName"), image_id=a.get("Image"),
+            labels=labels, runtime=runtime, state=str(state.get("Status") or "running"),
+            init_pid=pid, cgroup_path=path, source="api",
+            pod_name=labels.get("io.kubernetes.pod.name"),
+            pod_namespace=labels.get("io.kubernetes.pod.namespace"),
+            pod_uid=labels.get("io.kubernetes.pod.uid") or (match.pod_uid if match else None))
+        self._emit(a["Id"], rec)
+
+    # -- cgroup fallback -----------------------------------------------------
+    def _rescan_loop(self) -> None:
+        while not self._stop.wait(self.rescan_interval):
+            try:
+                self._rescan()
+            except Exception:  # a bug here must not kill the agent; keep the trace
+                log.exception("cgroup rescan failed")
+
+    def _rescan(self) -> None:
+        """Find container cgroups among running processes; tombstone the vanished."""
+        seen: dict[str, tuple[int, str, Any]] = {}
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            pid = int(entry.name)
+            path = pid_cgroup_path(pid)
+            match = parse_cgroup_path(path) if path else None
+            if match is None:
+                continue
+            best = seen.get(match.container_id)
+            if best is None or pid < best[0]:  # the lowest pid is the closest to init
+                seen[match.container_id] = (pid, path, match)
+        for cid, (pid, path, match) in seen.items():
+            with self._lock:
+                if cid in self._by_container:
+                    continue
+            self._emit(cid, self._record(
+                container_id=cid, runtime=match.runtime, init_pid=pid, cgroup_path=path,
+                pod_uid=match.pod_uid, source="cgroup"))
+        for cid in set(self.known()) - set(seen):
+            self._tombstone(cid)
+
+    # -- records -------------------------------------------------------------
+    def _record(self, *, container_id: str, runtime: str, init_pid: int, cgroup_path: str | None,
+                source: str, **extra: Any) -> dict[str, Any]:
+        rec: dict[str, Any] = {
+            "host_id": self.host_id, "ts_ns": time.time_ns(), "container_id": container_id,
+            "name": None, "image": None, "image_id": None, "labels": {}, "runtime": runtime,
+            "state": "running", "init_pid": init_pid, "cgroup_path": cgroup_path,
+            "cgroup_id": cgroup_id(cgroup_path), "pod_name": None, "pod_namespace": None,
+            "pod_uid": None, "source": source}
+        rec.update(extra)
+        return rec
+
+    def _emit(self, cid: str, rec: dict[str, Any]) -> None:
+        cg = rec["cgroup_id"]
+        with self._lock:
+            old = self._by_container.get(cid)
+            self._by_container[cid] = cg
+            if rec["cgroup_path"]:
+                self._paths[cg] = rec["cgroup_path"]
+        if old is not None and old != cg:
+            self.on_record(self._key(old), None)
+        self.on_record(self._key(cg), rec)
+
+    def _tombstone(self, cid: str) -> None:
+        with self._lock:
+            cg = self._by_container.pop(cid, None)
+            if cg is None:
+                return
+            self._paths.pop(cg, None)
+        self.on_record(self._key(cg), None)
+
+    def _key(self, cg: int) -> str:
+        return f"{self.host_id}/{cg}"
