@@ -1,0 +1,104 @@
+"""Prometheus metrics of the producer, on a registry of their own.
+
+Eunomia reported its analyzer results as Prometheus counters; here the producer
+exposes its own health the same way: events by kind, drops by cause, spool size
+and the delivery latency to Kafka. The agent keeps cumulative counts (it sends
+them on producer.health too); ``update`` turns them into counter increments so
+both views agree. The registry is created by whoever calls, not at import, so
+tests and several agents in one process do not share state.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+__all__ = ["MetricsServer", "ProducerMetrics", "get_metrics", "start_metrics_server"]
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class ProducerMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.events = Counter("eunomia_producer_events", "Events captured, by kind", ["kind"],
+                              registry=r)
+        self.drops = Counter("eunomia_producer_drops", "Events dropped, by cause "
+                             "(ringbuf:<probe>, spool_full, too_large, ...)", ["cause"], registry=r)
+        self.delivered = Counter("eunomia_producer_delivered", "Messages acknowledged by Kafka",
+                                 registry=r)
+        self.spool_bytes = Gauge("eunomia_producer_spool_bytes", "Bytes in the disk spool",
+                                 registry=r)
+        self.spool_messages = Gauge("eunomia_producer_spool_messages",
+                                    "Messages waiting in the disk spool", registry=r)
+        self.broker_reachable = Gauge("eunomia_producer_broker_reachable",
+                                      "1 while the Kafka broker answers", registry=r)
+        self.latency = Histogram("eunomia_producer_delivery_latency_seconds",
+                                 "Produce-to-acknowledgement latency (sampled)",
+                                 buckets=_LATENCY_BUCKETS, registry=r)
+        self._last: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()
+
+    def observe_latency(self, seconds: float) -> None:
+        self.latency.observe(seconds)
+
+    def update(self, events_by_kind: dict[str, int], drops_by_cause: dict[str, int],
+               publisher_stats: dict[str, Any] | None = None) -> None:
+        """Bring counters up to the agent's cumulative counts (called each interval)."""
+        with self._lock:
+            for kind, n in events_by_kind.items():
+                self._advance(self.events.labels(kind), ("events", kind), n)
+            for cause, n in drops_by_cause.items():
+                self._advance(self.drops.labels(cause), ("drops", cause), n)
+            if publisher_stats:
+                s = publisher_stats
+                self._advance(self.delivered, ("delivered", ""), s.get("delivered", 0))
+                self._advance(self.drops.labels("spool_full"), ("drops", "spool_full"),
+                              s.get("dropped_spool_full", 0))
+                self._advance(self.drops.labels("too_large"), ("drops", "too_large"),
+                              s.get("dropped_too_large", 0))
+                self.spool_bytes.set(s.get("spool_bytes", 0))
+                self.spool_messages.set(s.get("spool_messages", 0))
+                self.broker_reachable.set(1 if s.get("reachable", True) else 0)
+
+    def _advance(self, counter: Any, key: tuple[str, str], total: float) -> None:
+        delta = total - self._last.get(key, 0)
+        if delta > 0:
+            counter.inc(delta)
+            self._last[key] = total
+
+
+_default: ProducerMetrics | None = None
+
+
+def get_metrics() -> ProducerMetrics:
+    """The process's metrics, created on first use."""
+    global _default
+    if _default is None:
+        _default = ProducerMetrics()
+    return _default
+
+
+@dataclass
+class MetricsServer:
+    metrics: ProducerMetrics
+    port: int
+    _server: Any = field(repr=False)
+    _thread: threading.Thread = field(repr=False)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+
+def start_metrics_server(port: int, addr: str = "127.0.0.1",
+                         metrics: ProducerMetrics | None = None) -> MetricsServer:
+    """Serve /metrics on addr:port (port 0: any free port, see ``.port``)."""
+    m = metrics or get_metrics()
+    server, thread = start_http_server(port, addr, registry=m.registry)
+    return MetricsServer(m, server.server_address[1], server, thread)
