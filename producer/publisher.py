@@ -73,7 +73,7 @@ class Publisher:
     """Non-blocking publish with an ordered disk spool behind librdkafka."""
 
     def __init__(self, settings: Settings, *, spool_dir: Path, spool_max_bytes: int,
-                 stall_seconds: float = 5.0, drain_batch: int = 5000, queue_messages: int = 200_000,
+                 stall_seconds: float = 5.0, drain_batch: int = 20_000, queue_messages: int = 200_000,
                  probe_messages: int = 100, extra_config: dict[str, Any] | None = None,
                  metrics: Any | None = None) -> None:
         self.settings = settings
@@ -96,6 +96,7 @@ class Publisher:
             "socket.keepalive.enable": True,
             "reconnect.backoff.max.ms": 2000,
             "error_cb": self._on_error,
+            "on_delivery": self._on_live,
             "logger": _librdkafka_logger(),
             **(extra_config or {}),
         }
@@ -104,13 +105,17 @@ class Publisher:
         self.spool = Spool(spool_dir / "main", spool_max_bytes)
         self.retry = Spool(spool_dir / "retry", spool_max_bytes)
         self.spool.reserved_bytes = self.retry.bytes
-        self._topics: dict[str, str] = {}
+        self._topics: dict[str, str] = {}  # logical -> full topic name
+        self._logical: dict[str, str] = {}  # and back, for failed live messages
         self._redo: deque[tuple[Spool, SpoolRecord]] = deque()  # spooled, delivery failed
         self._too_large_ranges: list[tuple[int, int]] = []
         self._spooling = bool(self.spool.unread or self.retry.unread)
         self._reachable = True
         self._fatal: KafkaError | None = None
         self._last_progress = time.monotonic()
+        self._seen_delivered = 0
+        self._seen_at_outage = 0
+        self._had_outstanding = False
         self._outage_started = 0.0
         self.delivered = 0
         self.spooled = 0
@@ -130,17 +135,17 @@ class Publisher:
         if self._spooling:
             self._to_spool(logical_topic, key, value, seq)
             return
-        topic = self._topics.get(logical_topic)
-        if topic is None:
-            topic = self._topics[logical_topic] = self.settings.topic(logical_topic)
+        topic = self._topics.get(logical_topic) or self._topic(logical_topic)
         try:
-            if not len(self._producer):
-                self._last_progress = time.monotonic()
-            self._producer.produce(topic, value, key,
-                                   on_delivery=partial(self._on_live, logical_topic, seq))
+            self._producer.produce(topic, value, key)  # report: the global _on_live
         except BufferError:
             self._spooling = True
             self._to_spool(logical_topic, key, value, seq)
+
+    def _topic(self, logical: str) -> str:
+        topic = self._topics[logical] = self.settings.topic(logical)
+        self._logical[topic] = logical
+        return topic
 
     def _to_spool(self, logical_topic: str, key: bytes | None, value: bytes | None,
                   seq: int | None) -> None:
@@ -149,38 +154,41 @@ class Publisher:
         self._spooling = True
 
     # -- delivery reports ----------------------------------------------------
-    def _delivered(self, msg: Any) -> None:
-        self.delivered += 1
-        self._last_progress = time.monotonic()
+    def _sample_latency(self, msg: Any) -> None:
+        """Every 16th delivery: latency is sampled to keep the report path cheap."""
         lat = msg.latency() or 0.0
         self._lat_sum += lat
         self._lat_n += 1
         if lat > self._lat_max:
             self._lat_max = lat
-        if self._metrics is not None and not self.delivered & 15:
+        if self._metrics is not None:
             self._metrics.observe_latency(lat)
-        if not self._reachable:
-            self._reachable = True
-            log.warning("Kafka broker reachable again after %.0fs; draining %d spooled messages",
-                        time.monotonic() - self._outage_started, len(self.spool) + len(self.retry))
 
-    def _on_live(self, logical_topic: str, seq: int | None, err: KafkaError | None, msg: Any) -> None:
+    def _on_live(self, err: KafkaError | None, msg: Any) -> None:
+        """Report of a message produced straight from ``publish``. It is the producer-wide
+        callback (a per-message callback would halve the produce rate), so the seq is not
+        at hand here: a live message that fails goes to the retry spool without it."""
         if err is None:
-            self._delivered(msg)
+            self.delivered += 1
+            if not self.delivered & 15:
+                self._sample_latency(msg)
             return
-        if self._failed(err, seq):
+        if self._failed(err, None):
             return
         # Older than anything in the main spool: the retry spool drains first. Its own
         # bound is not shared with the main spool, so a full main spool never costs
         # the older messages librdkafka held (disk use <= 2 x spool_max_bytes).
-        if self.retry.append(logical_topic, msg.key(), msg.value(), seq):
+        logical = self._logical.get(msg.topic(), msg.topic())
+        if self.retry.append(logical, msg.key(), msg.value(), None):
             self.spooled += 1
         self._spooling = True
 
     def _on_spooled(self, source: Spool, rec: SpoolRecord, err: KafkaError | None, msg: Any) -> None:
         if err is None:
             source.ack(rec.token)
-            self._delivered(msg)
+            self.delivered += 1
+            if not self.delivered & 15:
+                self._sample_latency(msg)
             return
         if self._failed(err, rec.seq):
             source.ack(rec.token)  # cannot ever be delivered; counted as dropped
@@ -222,6 +230,7 @@ class Publisher:
         if self._reachable:
             self._reachable = False
             self._outage_started = time.monotonic()
+            self._seen_at_outage = self.delivered
             reason = err.str() if isinstance(err, KafkaError) else err
             log.warning("Kafka broker unreachable at %s (%s); spooling to %s",
                         self.settings.kafka.bootstrap_servers, reason, self.spool.dir.parent)
@@ -234,8 +243,16 @@ class Publisher:
         if self._fatal is not None:
             self._recreate()
         outstanding = len(self._producer)
-        if (self._reachable and outstanding
-                and time.monotonic() - self._last_progress > self.stall_seconds):
+        now = time.monotonic()
+        if self.delivered != self._seen_delivered or not self._had_outstanding:
+            self._seen_delivered = self.delivered
+            self._last_progress = now
+            if not self._reachable and self.delivered != self._seen_at_outage:
+                self._reachable = True
+                log.warning("Kafka broker reachable again after %.0fs; draining %d spooled "
+                            "messages", now - self._outage_started, len(self.spool) + len(self.retry))
+        self._had_outstanding = outstanding > 0
+        if self._reachable and outstanding and now - self._last_progress > self.stall_seconds:
             self._mark_unreachable(f"no delivery for {self.stall_seconds:.0f}s")
         if self._spooling:
             self._drain(outstanding)
@@ -251,8 +268,6 @@ class Publisher:
             room = self.probe_messages - outstanding  # probe: learn when the broker is back
         if room <= 0:
             return
-        if not outstanding:
-            self._last_progress = time.monotonic()
         while room > 0 and self._redo:
             source, rec = self._redo[0]
             if not self._produce_spooled(source, rec):
@@ -275,9 +290,7 @@ class Publisher:
             self._spooling = False
 
     def _produce_spooled(self, source: Spool, rec: SpoolRecord) -> bool:
-        topic = self._topics.get(rec.topic)
-        if topic is None:
-            topic = self._topics[rec.topic] = self.settings.topic(rec.topic)
+        topic = self._topics.get(rec.topic) or self._topic(rec.topic)
         try:
             self._producer.produce(topic, rec.value, rec.key,
                                    on_delivery=partial(self._on_spooled, source, rec))

@@ -51,6 +51,7 @@ _COMMIT = struct.Struct("<qQ")  # segment number, offset
 _KEY_NONE = 1
 _VALUE_NONE = 2
 _SUFFIX = ".seg"
+_READ_CHUNK = 1 << 20
 
 
 @dataclass(slots=True)
@@ -101,6 +102,7 @@ class Spool:
         self._wseg = max(self._sizes, default=self._commit[0]) + 1
         self._wfile = open(self._path(self._wseg), "ab")  # noqa: SIM115 - lives with the spool
         self._sizes[self._wseg] = 0
+        self._disk_bytes = sum(self._sizes.values())
         self._rfile: tuple[int, object] | None = None
         self._release()
         self._rpos = self._commit if self._commit[0] in self._sizes else (self._first(), 0)
@@ -109,13 +111,14 @@ class Spool:
         self._ends: deque[tuple[int, int]] = deque()  # (segment, end offset) per handed-out token
         self._acked: set[int] = set()
         self._dirty_commit = False
+        self._released_upto = -1
         self._last_fsync = time.monotonic()
         self._last_drop_seq: int | None = None
 
     # -- state ---------------------------------------------------------------
     @property
     def bytes(self) -> int:
-        return sum(self._sizes.values())
+        return self._disk_bytes
 
     @property
     def unread(self) -> int:
@@ -129,13 +132,14 @@ class Spool:
     def append(self, topic: str, key: bytes | None, value: bytes | None, seq: int | None) -> bool:
         """Append one record; False (and counted, seq range recorded) when it does not fit."""
         rec = _encode(topic, key, value, seq)
-        if self.bytes + self.reserved_bytes + len(rec) > self.max_bytes:
+        if self._disk_bytes + self.reserved_bytes + len(rec) > self.max_bytes:
             self._drop(seq)
             return False
         if self._sizes[self._wseg] and self._sizes[self._wseg] + len(rec) > self.segment_bytes:
             self._roll()
         self._wfile.write(rec)
         self._sizes[self._wseg] += len(rec)
+        self._disk_bytes += len(rec)
         self.messages += 1
         self._unread += 1
         self._last_drop_seq = None
@@ -168,23 +172,32 @@ class Spool:
         self._wfile.flush()
         while len(out) < max_records and self._unread:
             seg, off = self._rpos
-            if off >= self._sizes.get(seg, 0):
+            size = self._sizes.get(seg, 0)
+            if off >= size:
                 if seg >= self._wseg:
                     break
                 self._rpos = (self._next_seg(seg), 0)
                 continue
             f = self._reader(seg)
             f.seek(off)
-            prefix = f.read(_PREFIX.size)
-            blen, _crc = _PREFIX.unpack(prefix)
-            rec = _decode(f.read(blen))
-            end = off + _PREFIX.size + blen
-            rec.token = self._next_token
-            self._next_token += 1
-            self._ends.append((seg, end))
-            self._rpos = (seg, end)
-            self._unread -= 1
-            out.append(rec)
+            buf = f.read(min(size - off, _READ_CHUNK))  # whole records up to the chunk end
+            pos = 0
+            while len(out) < max_records and pos + _PREFIX.size <= len(buf):
+                blen = _PREFIX.unpack_from(buf, pos)[0]
+                end = pos + _PREFIX.size + blen
+                if end > len(buf):
+                    if pos == 0:  # one record larger than the chunk
+                        buf += f.read(end - len(buf))
+                    else:
+                        break
+                rec = _decode(buf[pos + _PREFIX.size:end])
+                rec.token = self._next_token
+                self._next_token += 1
+                self._ends.append((seg, off + end))
+                self._unread -= 1
+                out.append(rec)
+                pos = end
+            self._rpos = (seg, off + pos)
         return out
 
     def ack(self, token: int) -> None:
@@ -199,7 +212,10 @@ class Spool:
             moved = True
         if moved:
             self._dirty_commit = True
-            self._release()
+            cseg, coff = self._commit
+            if cseg != self._released_upto or coff >= self._sizes.get(cseg, 0):
+                self._release()
+                self._released_upto = cseg
 
     def _release(self) -> None:
         """Delete segments whose every record is acknowledged."""
@@ -212,7 +228,7 @@ class Spool:
                 self._rfile[1].close()  # type: ignore[attr-defined]
                 self._rfile = None
             self._path(seg).unlink(missing_ok=True)
-            del self._sizes[seg]
+            self._disk_bytes -= self._sizes.pop(seg)
 
     # -- durability ----------------------------------------------------------
     def sync(self, force: bool = False) -> None:

@@ -105,3 +105,13 @@ def test_reads_interleaved_with_appends(tmp_path: Path) -> None:
         got.append(r.seq)
         sp.ack(r.token)
     assert got == list(range(40)) and len(sp) == 0
+
+
+def test_record_larger_than_read_chunk(tmp_path: Path) -> None:
+    sp = Spool(tmp_path, 64 << 20)
+    big = bytes(range(256)) * (3 * 4096)  # 3 MiB, larger than one read chunk
+    _fill(sp, 2)
+    sp.append("raw.events", b"k", big, 2)
+    _fill(sp, 2, start=3)
+    recs = sp.read(10)
+    assert _seqs(recs) == [0, 1, 2, 3, 4] and recs[2].value == big
