@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 _PREFIX = struct.Struct("<II")  # body_len, crc32
 _HEAD = struct.Struct("<qBHI")  # seq, flags, topic_len, key_len
+_FULL = struct.Struct("<IIqBHI")  # prefix and head together, for reading
 _COMMIT = struct.Struct("<qQ")  # segment number, offset
 _KEY_NONE = 1
 _VALUE_NONE = 2
@@ -69,17 +70,6 @@ def _encode(topic: str, key: bytes | None, value: bytes | None, seq: int | None)
     k = key or b""
     body = b"".join((_HEAD.pack(-1 if seq is None else seq, flags, len(t), len(k)), t, k, value or b""))
     return _PREFIX.pack(len(body), zlib.crc32(body)) + body
-
-
-def _decode(body: bytes) -> SpoolRecord:
-    seq, flags, tlen, klen = _HEAD.unpack_from(body)
-    p = _HEAD.size
-    topic = body[p:p + tlen].decode()
-    p += tlen
-    key = None if flags & _KEY_NONE else body[p:p + klen]
-    p += klen
-    value = None if flags & _VALUE_NONE else body[p:]
-    return SpoolRecord(topic, key, value, None if seq < 0 else seq)
 
 
 class Spool:
@@ -110,6 +100,7 @@ class Spool:
         self._base = 0  # token of the oldest unacknowledged handed-out record
         self._ends: deque[tuple[int, int]] = deque()  # (segment, end offset) per handed-out token
         self._acked: set[int] = set()
+        self._topic_names: dict[bytes, str] = {}
         self._dirty_commit = False
         self._released_upto = -1
         self._last_fsync = time.monotonic()
@@ -182,21 +173,33 @@ class Spool:
             f.seek(off)
             buf = f.read(min(size - off, _READ_CHUNK))  # whole records up to the chunk end
             pos = 0
-            while len(out) < max_records and pos + _PREFIX.size <= len(buf):
-                blen = _PREFIX.unpack_from(buf, pos)[0]
+            token = self._next_token
+            ends = self._ends
+            topics = self._topic_names
+            want = max_records - len(out)
+            n = 0
+            while n < want and pos + _FULL.size <= len(buf):
+                blen, _crc, seq, flags, tlen, klen = _FULL.unpack_from(buf, pos)
                 end = pos + _PREFIX.size + blen
                 if end > len(buf):
                     if pos == 0:  # one record larger than the chunk
                         buf += f.read(end - len(buf))
                     else:
                         break
-                rec = _decode(buf[pos + _PREFIX.size:end])
-                rec.token = self._next_token
-                self._next_token += 1
-                self._ends.append((seg, off + end))
-                self._unread -= 1
-                out.append(rec)
+                p = pos + _FULL.size
+                tb = buf[p:p + tlen]
+                topic = topics.get(tb)
+                if topic is None:
+                    topic = topics[tb] = tb.decode()
+                p += tlen
+                out.append(SpoolRecord(topic, None if flags & _KEY_NONE else buf[p:p + klen],
+                                       None if flags & _VALUE_NONE else buf[p + klen:end],
+                                       None if seq < 0 else seq, token + n))
+                ends.append((seg, off + end))
+                n += 1
                 pos = end
+            self._next_token += n
+            self._unread -= n
             self._rpos = (seg, off + pos)
         return out
 

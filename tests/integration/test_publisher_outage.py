@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from eunomia.config import KafkaSettings, LocalKafkaSettings, Settings, TopicSettings
+from eunomia.errors import LocalKafkaError
 from eunomia.kafka.local_broker import LocalKafka
 from eunomia.kafka.topics import create_topics
 from eunomia.producer.publisher import Publisher
@@ -31,8 +32,16 @@ RATE = 4000  # messages/s
 def own_broker(tmp_path: Path) -> Iterator[LocalKafka]:
     require(shutil.which("java") is not None, "needs Java 17 for the local Kafka broker")
     s = LocalKafkaSettings()
-    kafka = LocalKafka(tmp_path / "kafka", s.cache_dir, port=free_port_block(), heap="256m")
-    kafka.start()
+    for attempt in range(2):  # a free port can be taken by a parallel test before Kafka binds it
+        kafka = LocalKafka(tmp_path / f"kafka{attempt}", s.cache_dir, port=free_port_block(),
+                           heap="256m")
+        try:
+            kafka.start()
+            break
+        except LocalKafkaError:
+            kafka.stop()
+            if attempt:
+                raise
     try:
         yield kafka
     finally:
