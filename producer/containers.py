@@ -34,7 +34,12 @@ OnRecord = Callable[[str, dict[str, Any] | None], None]
 
 
 class ContainerTracker:
-    """Publishes container records and tombstones through ``on_record(key, record)``."""
+    """Publishes container records and tombstones through ``on_record(key, record)``.
+
+    ``on_record`` is called from the tracker's own thread (and from ``start``): give
+    the record to the thread that owns the Publisher (e.g. a queue.SimpleQueue the
+    agent loop empties), since a Publisher is not thread-safe.
+    """
 
     def __init__(self, host_id: str, docker_host: str | None, on_record: OnRecord, *,
                  rescan_interval: float = 2.0) -> None:

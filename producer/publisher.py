@@ -31,6 +31,12 @@ records were in flight: the commit point lags behind (fsync policy in
 spool.py), so those few records are sent again by the new process; consumers
 can drop them by (host_id, boot_id, seq).
 
+Threads. A Publisher belongs to one thread (the agent's main loop): publish,
+poll and the delivery callbacks (served inside poll/flush) share the spools
+without locks. Other threads (the container tracker) hand records to that loop.
+After a fatal idempotence error the producer is recreated with a new producer
+id; messages it had in flight are re-sent, so that rare path may duplicate.
+
 Broker reachability. "Unreachable" starts on librdkafka's all-brokers-down or
 transport errors, or when messages are outstanding and none was delivered for
 ``stall_seconds``; it ends at the first successful delivery. While unreachable
@@ -334,6 +340,7 @@ class Publisher:
         return sorted([*self.retry.lost_ranges, *self.spool.lost_ranges, *self._too_large_ranges])
 
     def stats(self) -> dict[str, Any]:
+        """Counters since start; delivery latency is over every 16th delivery."""
         return {
             "delivered": self.delivered,
             "spooled": self.spooled,
