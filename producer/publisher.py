@@ -97,7 +97,7 @@ class Publisher:
             "batch.size": 1_000_000,
             "batch.num.messages": 10_000,
             "queue.buffering.max.messages": queue_messages,
-            "queue.buffering.max.kbytes": 256 * 1024,
+            "queue.buffering.max.kbytes": 64 * 1024,  # RSS budget; beyond it, the disk spool
             "message.timeout.ms": 0,  # never expire: an outage parks messages, it does not fail them
             "socket.keepalive.enable": True,
             "reconnect.backoff.max.ms": 2000,

@@ -72,3 +72,20 @@ def test_spool_too_small_drops_counted_and_rest_survives_restart(
     pub2.close()
     kept = [s for s in range(n + 1) if s not in lost_seqs]
     assert consume_seqs(settings, "raw.events", len(kept)) == kept
+
+
+def test_local_queue_full_spills_to_spool_in_order(settings: Settings, tmp_path: Path) -> None:
+    """librdkafka's queue holds 1000 messages; 20000 published without polling
+    overflow into the spool and still arrive once each, in order."""
+    create_topics(settings)
+    pub = Publisher(settings, spool_dir=tmp_path / "spool", spool_max_bytes=64 << 20,
+                    queue_messages=1000)
+    n = 20_000
+    for seq in range(n):
+        pub.publish("raw.events", b"host-a", value(seq), seq=seq)
+    assert pub.stats()["spooled"] >= n - 1000
+    assert pub.flush(60) == 0
+    stats = pub.stats()
+    pub.close()
+    assert stats["delivered"] == n and stats["dropped_spool_full"] == 0
+    assert consume_seqs(settings, "raw.events", n) == list(range(n))
