@@ -1,0 +1,164 @@
+"""``eunomia worker seccomp`` and ``eunomia seccomp export|list``.
+
+export and list read the compacted ``seccomp.profiles`` topic from the start
+to its end offsets: the latest record per image is the current profile.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from eunomia.errors import EunomiaError
+
+__all__ = ["ProfileNotFound", "read_profiles", "register"]
+
+
+class ProfileNotFound(EunomiaError):
+    """No profile has been published for the requested image."""
+
+
+def read_profiles(settings: Any, timeout: float = 30.0) -> dict[str, dict[str, Any]]:
+    """image -> latest seccomp_profile record (highest version wins)."""
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+    from eunomia.errors import BrokerUnavailable
+    from eunomia.schemas import AvroCodec, CodecError
+
+    name = settings.topic("seccomp.profiles")
+    consumer = Consumer({**settings.kafka.librdkafka(), "group.id": f"eunomia-cli-{time.time_ns()}",
+                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    codec = AvroCodec()
+    latest: dict[str, dict[str, Any]] = {}
+    try:
+        try:
+            meta = consumer.list_topics(name, timeout=timeout)
+        except KafkaException as exc:
+            raise BrokerUnavailable(f"no Kafka broker at {settings.kafka.bootstrap_servers}: "
+                                    f"{exc.args[0].str()}") from None
+        topic = meta.topics.get(name)
+        if topic is None or topic.error is not None:
+            return {}
+        ends: dict[int, int] = {}
+        tps = []
+        for p in topic.partitions:
+            lo, hi = consumer.get_watermark_offsets(TopicPartition(name, p), timeout=timeout)
+            if hi > lo:
+                ends[p] = hi
+                tps.append(TopicPartition(name, p, lo))
+        if not tps:
+            return {}
+        consumer.assign(tps)
+        deadline = time.monotonic() + timeout
+        while ends and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error():
+                continue
+            if msg.offset() + 1 >= ends.get(msg.partition(), 0):
+                ends.pop(msg.partition(), None)
+            if msg.value() is None:  # tombstone: the image's profile was deleted
+                latest.pop(msg.key().decode(), None)
+                continue
+            try:
+                rec = codec.decode(msg.value(), expect="seccomp_profile")
+            except CodecError:
+                continue
+            old = latest.get(rec["image"])
+            if old is None or rec["version"] >= old["version"]:
+                latest[rec["image"]] = rec
+    finally:
+        consumer.close()
+    return latest
+
+
+def _find(profiles: dict[str, dict[str, Any]], image: str) -> dict[str, Any]:
+    if image in profiles:
+        return profiles[image]
+    for rec in profiles.values():
+        if rec["image_id"] and (rec["image_id"] == image or rec["image_id"].startswith(image)):
+            return rec
+    known = ", ".join(sorted(profiles)) or "none"
+    raise ProfileNotFound(f"no seccomp profile published for {image!r} (known: {known})")
+
+
+def register(app: typer.Typer, worker_app: typer.Typer) -> None:
+    seccomp_app = typer.Typer(no_args_is_help=True, help="Learned per-image seccomp allowlists.")
+    app.add_typer(seccomp_app, name="seccomp")
+
+    @seccomp_app.command("export")
+    def export(image: str = typer.Argument(..., help="image name (as published) or image id"),
+               fmt: str = typer.Option("oci", "--format", help="oci (Docker/podman JSON) or spo "
+                                       "(Security Profiles Operator SeccompProfile YAML)"),
+               out: Path | None = typer.Option(None, "--out", help="write here instead of stdout"),
+               namespace: str | None = typer.Option(None, "--namespace", help="spo: namespace")) -> None:
+        """Print or write the latest profile of IMAGE."""
+        from eunomia.config import load_settings
+        from eunomia.errors import ConfigError
+
+        from .seccomp_profile import render_spo
+
+        if fmt not in ("oci", "spo"):
+            raise ConfigError(f"--format must be oci or spo, got {fmt!r}")
+        rec = _find(read_profiles(load_settings()), image)
+        if fmt == "oci":
+            text = rec["profile_json"] + "\n"
+        else:
+            import yaml
+
+            oci = json.loads(rec["profile_json"])
+            spo = render_spo(oci["syscalls"][0]["names"], rec["arch"], rec["image"], namespace,
+                             rec["version"])
+            text = yaml.safe_dump(spo, sort_keys=False)
+        if out is None:
+            typer.echo(text, nl=False)
+        else:
+            out.write_text(text)
+
+    @seccomp_app.command("list")
+    def list_(quiet: float = typer.Option(300.0, "--quiet-period", help="seconds without growth "
+                                          "after which an image counts as stable")) -> None:
+        """Images with published profiles, their syscall counts and learning state."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from eunomia.config import load_settings
+
+        from .seccomp_profile import is_learning
+
+        table = Table("image", "version", "learned", "allowed", "hosts", "containers", "state")
+        now = time.time_ns()
+        for image, rec in sorted(read_profiles(load_settings()).items()):
+            allowed = len(json.loads(rec["profile_json"])["syscalls"][0]["names"])
+            state = "learning" if is_learning(rec["grew_ns"], now, int(quiet * 1e9)) else "stable"
+            table.add_row(image, str(rec["version"]), str(len(rec["syscalls"])), str(allowed),
+                          str(len(rec["hosts"])), str(len(rec["containers"])), state)
+        Console().print(table)
+
+    @worker_app.command("seccomp")
+    def worker(store: str = typer.Option("memory", "--store", help="memory or rocksdb"),
+               data_dir: Path | None = typer.Option(None, "--data-dir"),
+               web_port: int | None = typer.Option(None, "--web-port"),
+               debounce: float = typer.Option(5.0, "--debounce", help="seconds an image's set must "
+                                              "stay unchanged before its profile is published"),
+               max_wait: float = typer.Option(60.0, "--max-wait", help="publish at the latest this "
+                                              "many seconds after the first unpublished growth"),
+               freeze: bool = typer.Option(False, "--freeze/--keep-learning", help="after the first "
+                                           "profile, only alert on new syscalls (no growth)"),
+               loglevel: str = typer.Option("WARNING", "--loglevel")) -> None:
+        """Fold enriched syscall counts into per-image seccomp profiles and alerts."""
+        from eunomia.config import load_settings
+        from eunomia.errors import ConfigError
+
+        from .app import run_worker
+        from .seccomp_worker import build_app
+
+        if store not in ("memory", "rocksdb"):
+            raise ConfigError(f"--store must be memory or rocksdb, got {store!r}")
+        settings = load_settings()
+        run_worker(build_app(settings, store=f"{store}://", web_port=web_port, datadir=data_dir,
+                             debounce_s=debounce, max_wait_s=max_wait,
+                             learn_after_publish=not freeze), settings, loglevel=loglevel)

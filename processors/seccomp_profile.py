@@ -1,0 +1,210 @@
+"""Per-image seccomp allowlists: the state fold, debounce and rendering. Pure:
+no Kafka, no faust; the worker, the CLI and the tests drive the same functions.
+
+State is a JSON-able dict (a faust Table value), one per image:
+``syscalls`` name -> [first_seen_ns, last_seen_ns] (event time), ``grew_ns`` the
+event time the set last grew, ``version``/``published`` the last profile put on
+``seccomp.profiles``, ``alerted`` which (container, syscall) pairs already
+raised a violation alert.
+
+What is learned: every syscall of every process in the container's cgroup,
+including the runtime's own ``runc init`` (the producer counts per cgroup, and
+runc's init is in the cgroup before it applies the profile). The kernel-side
+counts cannot tell runc's syscalls from the workload's: the producer names a
+(cgroup, pid) record by the comm of its first syscall in the interval, and
+runc's init becomes the workload's pid 1 by execve. So the union includes
+runc's pre-seccomp setup calls (mount, pivot_root, ...), which makes the
+profile larger but never breaks the container.
+
+What is added: ``RUNC_AFTER_SECCOMP``, the syscalls runc (1.1) makes between
+loading the filter and execve'ing the workload. Without them a profile learned
+when the producer missed the container's start (or learned only from the
+workload's own process) cannot even start the container. The set was measured
+here (podman 4.3, runc 1.1.5) by removing runc's observed syscalls one at a time
+from a profile and keeping each whose removal made ``podman run`` fail, plus the
+Go runtime calls runc's threads make at any moment (futex, nanosleep, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .syscall_names import scmp_arches
+
+__all__ = [
+    "EPERM",
+    "MAX_ALERTED",
+    "RUNC_AFTER_SECCOMP",
+    "Observation",
+    "allowlist",
+    "fold",
+    "is_learning",
+    "mark_published",
+    "new_state",
+    "profile_record",
+    "publish_due",
+    "render_oci",
+    "render_spo",
+    "violations",
+]
+
+EPERM = 1
+MAX_ALERTED = 512  # distinct (container, syscall) alerts remembered per image
+
+RUNC_AFTER_SECCOMP: frozenset[str] = frozenset({
+    # finalizeNamespace: close inherited fds (/proc/self/fd must be procfs)
+    "openat", "getdents64", "fstatfs", "fcntl", "close", "newfstatat",
+    # setupUser: stat stdio and /dev/null, then drop to the configured ids
+    "fstat", "setgroups", "setgid", "setuid", "getppid",
+    # capabilities and the cwd check, then the exec fifo handshake
+    "capget", "capset", "prctl", "chdir", "getcwd", "read", "write",
+    # the exec itself (runc checks the binary with faccessat2 first)
+    "execve", "faccessat2",
+    # Go runtime of runc's threads: scheduler, signals, memory, exit
+    "futex", "nanosleep", "sched_yield", "rt_sigreturn", "rt_sigprocmask", "rt_sigaction",
+    "sigaltstack", "mmap", "munmap", "madvise", "mprotect", "getpid", "gettid", "tgkill",
+    "exit_group", "exit",
+})
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one enriched syscall_counts record tells about an image."""
+
+    image: str
+    image_id: str | None
+    host: str
+    container: str
+    arch: str
+    ts_ns: int
+    event_id: str
+    names: tuple[str, ...]
+    unresolved: tuple[int, ...] = ()
+    pid: int = 0
+    process: str = ""
+    exec_id: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def new_state(image: str, image_id: str | None, arch: str) -> dict[str, Any]:
+    return {"image": image, "image_id": image_id, "arch": arch, "syscalls": {},
+            "unresolved": [], "hosts": [], "containers": [], "grew_ns": 0,
+            "changed_wall_ns": 0, "dirty_since_wall_ns": 0, "version": 0,
+            "published": [], "published_wall_ns": 0, "alerted": {}}
+
+
+def _add_sorted(items: list[Any], value: Any) -> None:
+    if value not in items:
+        items.append(value)
+        items.sort()
+
+
+def fold(state: dict[str, Any], obs: Observation, now_wall_ns: int) -> list[str]:
+    """Add one observation; returns the syscall names new to the image."""
+    if obs.image_id and not state.get("image_id"):
+        state["image_id"] = obs.image_id
+    _add_sorted(state["hosts"], obs.host)
+    _add_sorted(state["containers"], obs.container)
+    for nr in obs.unresolved:
+        _add_sorted(state["unresolved"], nr)
+    seen = state["syscalls"]
+    new: list[str] = []
+    for name in obs.names:
+        span = seen.get(name)
+        if span is None:
+            seen[name] = [obs.ts_ns, obs.ts_ns]
+            new.append(name)
+        else:
+            span[0] = min(span[0], obs.ts_ns)
+            span[1] = max(span[1], obs.ts_ns)
+    if new:
+        state["grew_ns"] = max(state["grew_ns"], obs.ts_ns)
+        state["changed_wall_ns"] = now_wall_ns
+        if not state["dirty_since_wall_ns"]:
+            state["dirty_since_wall_ns"] = now_wall_ns
+    return sorted(new)
+
+
+def publish_due(state: dict[str, Any], now_wall_ns: int, debounce_ns: int, max_wait_ns: int) -> bool:
+    """Publish once the set stopped growing for ``debounce_ns``, or at the latest
+    ``max_wait_ns`` after the first unpublished growth (a container that keeps
+    finding new syscalls still gets a profile)."""
+    since = state["dirty_since_wall_ns"]
+    if not since:
+        return False
+    return (now_wall_ns - state["changed_wall_ns"] >= debounce_ns
+            or now_wall_ns - since >= max_wait_ns)
+
+
+def allowlist(state: dict[str, Any]) -> list[str]:
+    """Learned names plus what runc needs after it loads the filter."""
+    return sorted(set(state["syscalls"]) | RUNC_AFTER_SECCOMP)
+
+
+def mark_published(state: dict[str, Any], now_wall_ns: int) -> int:
+    state["version"] += 1
+    state["published"] = allowlist(state)
+    state["published_wall_ns"] = now_wall_ns
+    state["dirty_since_wall_ns"] = 0
+    return int(state["version"])
+
+
+def violations(state: dict[str, Any], obs: Observation) -> list[str]:
+    """Syscalls of ``obs`` outside the published profile not yet alerted for
+    this container (each pair alerts once; bounded memory per image)."""
+    if not state["version"]:
+        return []
+    allowed = set(state["published"])
+    alerted = state["alerted"]
+    done = set(alerted.get(obs.container, ()))
+    out = sorted(n for n in set(obs.names) if n not in allowed and n not in done)
+    if out and sum(len(v) for v in alerted.values()) < MAX_ALERTED:
+        alerted[obs.container] = sorted(done | set(out))
+    return out
+
+
+def is_learning(grew_ns: int, now_ns: int, quiet_ns: int) -> bool:
+    """Still learning: the set grew within the quiet period."""
+    return now_ns - grew_ns < quiet_ns
+
+
+def render_oci(names: list[str], arch: str) -> dict[str, Any]:
+    """OCI/Docker seccomp JSON: deny with EPERM unless listed."""
+    return {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": EPERM,
+            "architectures": scmp_arches(arch),
+            "syscalls": [{"names": sorted(set(names)), "action": "SCMP_ACT_ALLOW"}]}
+
+
+def _k8s_name(image: str) -> str:
+    """A DNS-1123 subdomain from an image reference (registry/repo:tag)."""
+    name = re.sub(r"[^a-z0-9.-]+", "-", image.lower()).strip("-.")
+    return (name or "image")[:253]
+
+
+def render_spo(names: list[str], arch: str, image: str, namespace: str | None = None,
+               version: int = 0) -> dict[str, Any]:
+    """A Security Profiles Operator ``SeccompProfile`` resource (v1beta1)."""
+    meta: dict[str, Any] = {"name": _k8s_name(image),
+                            "annotations": {"eunomia.io/image": image,
+                                            "eunomia.io/profile-version": str(version)}}
+    if namespace:
+        meta["namespace"] = namespace
+    oci = render_oci(names, arch)
+    return {"apiVersion": "security-profiles-operator.x-k8s.io/v1beta1", "kind": "SeccompProfile",
+            "metadata": meta,
+            "spec": {"defaultAction": oci["defaultAction"], "architectures": oci["architectures"],
+                     "syscalls": oci["syscalls"]}}
+
+
+def profile_record(state: dict[str, Any], now_ns: int) -> dict[str, Any]:
+    """The ``seccomp_profile`` Avro record of the published state."""
+    return {"image": state["image"], "image_id": state["image_id"], "version": state["version"],
+            "ts_ns": now_ns, "grew_ns": state["grew_ns"], "arch": state["arch"],
+            "syscalls": [{"name": n, "first_seen_ns": s[0], "last_seen_ns": s[1]}
+                         for n, s in sorted(state["syscalls"].items())],
+            "hosts": list(state["hosts"]), "containers": list(state["containers"]),
+            "profile_json": json.dumps(render_oci(state["published"], state["arch"]),
+                                       indent=2, sort_keys=True)}
