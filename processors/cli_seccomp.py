@@ -46,7 +46,7 @@ def read_profiles(settings: Any, timeout: float = 30.0) -> dict[str, dict[str, A
         ends: dict[int, int] = {}
         tps = []
         for p in topic.partitions:
-            lo, hi = consumer.get_watermark_offsets(TopicPartition(name, p), timeout=timeout)
+            lo, hi = _watermarks(consumer, TopicPartition(name, p), timeout)
             if hi > lo:
                 ends[p] = hi
                 tps.append(TopicPartition(name, p, lo))
@@ -73,6 +73,23 @@ def read_profiles(settings: Any, timeout: float = 30.0) -> dict[str, dict[str, A
     finally:
         consumer.close()
     return latest
+
+
+def _watermarks(consumer: Any, tp: Any, timeout: float) -> tuple[int, int]:
+    """Watermarks, retried while a just-created partition has no leader yet."""
+    from confluent_kafka import KafkaException
+
+    from eunomia.errors import BrokerUnavailable
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return consumer.get_watermark_offsets(tp, timeout=timeout)
+        except KafkaException as exc:
+            if time.monotonic() > deadline:
+                raise BrokerUnavailable(f"offsets of {tp.topic}[{tp.partition}]: "
+                                        f"{exc.args[0].str()}") from None
+            time.sleep(0.2)
 
 
 def _find(profiles: dict[str, dict[str, Any]], image: str) -> dict[str, Any]:

@@ -1,0 +1,138 @@
+"""The seccomp worker on the real broker: two containers of one image on two
+hosts merge into one profile; a syscall outside it raises the alert; garbage
+goes to the DLQ; export and list read the compacted topic."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, Producer
+
+from eunomia.config import Settings
+from eunomia.kafka.topics import create_topics
+from eunomia.processors.cli_seccomp import read_profiles
+from eunomia.processors.seccomp_profile import RUNC_AFTER_SECCOMP
+from eunomia.processors.syscall_names import number
+from eunomia.schemas import AvroCodec
+
+pytestmark = pytest.mark.kafka
+IMAGE = "localhost/app:1"
+CODEC = AvroCodec()
+
+
+def enriched(host: str, container: str, seq: int, names: list[str], image: str = IMAGE) -> bytes:
+    ts = time.time_ns()
+    rec: dict[str, Any] = {
+        "event": {"id": f"{host}:b:s:{seq}", "kind": "syscall_counts", "category": "syscalls",
+                  "ts_ns": ts, "seq": seq},
+        "host": {"id": host, "boot_id": "b"},
+        "process": {"pid": 100 + seq, "name": "sh", "exec_id": f"{host}:b:{seq}"},
+        "user": {"id": 0, "group_id": 0},
+        "container": {"id": container, "image_name": image, "image_id": "sha256:feed"},
+        "syscalls": {"arch": "x86_64", "interval_ns": 10**9,
+                     "counts": [{"nr": number("x86_64", n), "count": 3} for n in names]},
+    }
+    return CODEC.encode("enriched_event", rec)
+
+
+def env_for(settings: Settings) -> dict[str, str]:
+    return {**os.environ, "EUNOMIA_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+            "EUNOMIA_TOPICS__PREFIX": settings.topics.prefix,
+            "EUNOMIA_TOPICS__PARTITIONS": str(settings.topics.partitions), "COLUMNS": "200"}
+
+
+@pytest.fixture
+def worker(settings: Settings) -> Iterator[subprocess.Popen[bytes]]:
+    create_topics(settings)
+    proc = subprocess.Popen([sys.executable, "-m", "eunomia", "worker", "seccomp", "--debounce", "1",
+                             "--max-wait", "5"], env=env_for(settings))
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_for(pred: Any, what: str, timeout: float = 90.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = pred()
+        if got:
+            return got
+        time.sleep(0.5)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def consume_all(settings: Settings, topic: str, schema: str, until: Any, timeout: float = 90.0) -> list:
+    c = Consumer({**settings.kafka.librdkafka(), "group.id": f"t-{time.time_ns()}",
+                  "auto.offset.reset": "earliest"})
+    c.subscribe([settings.topic(topic)])
+    out: list = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and not until(out):
+            msg = c.poll(0.5)
+            if msg is not None and not msg.error():
+                out.append((msg, CODEC.decode(msg.value(), expect=schema)))
+    finally:
+        c.close()
+    return out
+
+
+def test_two_hosts_merge_then_a_new_syscall_alerts(settings: Settings, worker) -> None:
+    create_topics(settings)
+    p = Producer(settings.kafka.librdkafka())
+    src = settings.topic("enriched.events")
+    p.produce(src, enriched("host-a", "ctr-a", 1, ["read", "write", "openat"]), b"host-a/ctr-a")
+    p.produce(src, enriched("host-b", "ctr-b", 1, ["read", "sendfile", "accept4"]), b"host-b/ctr-b")
+    p.produce(src, b"\xc3\x01garbage", b"host-b/ctr-b")
+    p.flush(30)
+
+    def merged() -> dict | None:
+        rec = read_profiles(settings).get(IMAGE)
+        return rec if rec and rec["hosts"] == ["host-a", "host-b"] else None
+
+    rec = wait_for(merged, "a profile merging both hosts")
+    learned = [s["name"] for s in rec["syscalls"]]
+    assert learned == ["accept4", "openat", "read", "sendfile", "write"]
+    assert rec["containers"] == ["ctr-a", "ctr-b"] and rec["image_id"] == "sha256:feed"
+    prof = json.loads(rec["profile_json"])
+    assert prof["defaultAction"] == "SCMP_ACT_ERRNO" and prof["defaultErrnoRet"] == 1
+    assert prof["architectures"] == ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]
+    assert prof["syscalls"][0]["names"] == sorted(set(learned) | RUNC_AFTER_SECCOMP)
+
+    # a third container of the image on host-a uses mkdir: outside the profile
+    p.produce(src, enriched("host-a", "ctr-c", 2, ["read", "mkdir"]), b"host-a/ctr-c")
+    p.flush(30)
+    alerts = consume_all(settings, "alerts", "alert", lambda got: len(got) >= 1)
+    assert len(alerts) == 1
+    alert = alerts[0][1]
+    assert alert["rule_id"] == "seccomp-violation" and alert["level"] == "alert"
+    assert alert["container_id"] == "ctr-c" and alert["image_name"] == IMAGE
+    assert alert["fields"]["syscalls"] == "mkdir" and alert["host_id"] == "host-a"
+
+    dead = consume_all(settings, "dlq", "dead_letter", lambda got: len(got) >= 1)
+    assert dead and dead[0][1]["processor"] == "seccomp"
+
+    # the CLI reads the same compacted topic
+    env = env_for(settings)
+    spo = subprocess.run([sys.executable, "-m", "eunomia", "seccomp", "export", IMAGE, "--format",
+                          "spo"], env=env, capture_output=True, text=True, timeout=60, check=True)
+    assert "kind: SeccompProfile" in spo.stdout and "- sendfile" in spo.stdout
+    listing = subprocess.run([sys.executable, "-m", "eunomia", "seccomp", "list"], env=env,
+                             capture_output=True, text=True, timeout=60, check=True)
+    assert IMAGE in listing.stdout and "learning" in listing.stdout
+    missing = subprocess.run([sys.executable, "-m", "eunomia", "seccomp", "export", "nope:1"],
+                             env=env, capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 1 and "no seccomp profile published for 'nope:1'" in missing.stderr
