@@ -59,7 +59,10 @@ if ! podman image exists localhost/eunomia-busybox:latest 2>/dev/null; then
   tmp=$(mktemp -d)
   mkdir -p "$tmp/rootfs/bin" "$tmp/rootfs/tmp" "$tmp/rootfs/etc" "$tmp/rootfs/proc" "$tmp/rootfs/sys" "$tmp/rootfs/dev"
   cp /bin/busybox "$tmp/rootfs/bin/busybox"
-  for a in $(/bin/busybox --list); do ln -sf busybox "$tmp/rootfs/bin/$a"; done
+  # --list names busybox itself: linking it would replace the binary with a loop
+  for a in $(/bin/busybox --list); do
+    [ "$a" = busybox ] || ln -sf busybox "$tmp/rootfs/bin/$a"
+  done
   echo 'root:x:0:0:root:/root:/bin/sh' > "$tmp/rootfs/etc/passwd"
   echo 'nobody:x:65534:65534:nobody:/:/bin/sh' >> "$tmp/rootfs/etc/passwd"
   echo 'root:x:0:' > "$tmp/rootfs/etc/group"
