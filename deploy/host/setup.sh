@@ -55,7 +55,9 @@ CONF
   log "wrote $conf"
 fi
 
-if ! podman image exists localhost/eunomia-busybox:latest 2>/dev/null; then
+# (re)build the image unless it exists and runs a command
+if ! podman run --rm --network none localhost/eunomia-busybox:latest /bin/true >/dev/null 2>&1; then
+  podman rmi -f localhost/eunomia-busybox:latest >/dev/null 2>&1 || true
   tmp=$(mktemp -d)
   mkdir -p "$tmp/rootfs/bin" "$tmp/rootfs/tmp" "$tmp/rootfs/etc" "$tmp/rootfs/proc" "$tmp/rootfs/sys" "$tmp/rootfs/dev"
   cp /bin/busybox "$tmp/rootfs/bin/busybox"
