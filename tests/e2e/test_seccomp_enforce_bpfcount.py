@@ -1,0 +1,236 @@
+"""Learn then enforce with real podman, the real kernel and the real broker.
+
+LEARNING SOURCE (read this): the project's producer (bpf/, producer/) has no
+runnable entry point yet, so this test counts the container's syscalls with a
+test-local BPF program on the same ``raw_syscalls:sys_enter`` tracepoint the
+producer uses, for every process of the container's cgroup (runc's init
+included, as the producer sees it), and publishes them as enriched
+``syscall_counts`` events on ``enriched.events``. From there everything is the
+real thing: the seccomp worker (subprocess), the compacted profiles topic, the
+``eunomia seccomp export`` CLI, and ``podman run --security-opt seccomp=FILE``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Producer
+
+from eunomia.config import Settings
+from eunomia.kafka.topics import create_topics
+from eunomia.processors.cli_seccomp import read_profiles
+from eunomia.processors.seccomp_profile import RUNC_AFTER_SECCOMP, render_oci
+from eunomia.processors.syscall_names import resolve
+from eunomia.schemas import AvroCodec
+from tests.conftest import BUSYBOX_IMAGE
+from tests.integration.test_seccomp_worker import consume_all, env_for, wait_for
+from tests.requirements import require_bpf, require_podman
+
+pytestmark = [pytest.mark.kafka, pytest.mark.bpf, pytest.mark.podman, pytest.mark.root]
+
+WORKLOAD = """set -e
+echo hello-eunomia > /tmp/index.html
+cp /tmp/index.html /tmp/copy.txt
+cat /tmp/copy.txt
+rm /tmp/copy.txt
+ls /tmp
+httpd -f -p 127.0.0.1:8080 -h /tmp &
+pid=$!
+dd if=/dev/zero of=/tmp/big bs=64k count=64 2>/dev/null
+sleep 0.3
+wget -q -O - http://127.0.0.1:8080/index.html
+wget -q -O /tmp/got http://127.0.0.1:8080/big
+wc -c < /tmp/got
+kill $pid
+wait $pid || true
+echo done
+"""
+LEARN_RUNS = 2
+PODMAN_DEFAULT = Path("/usr/share/containers/seccomp.json")
+HIERARCHIES = Path("/sys/fs/cgroup")
+BPF_TEXT = r"""
+struct key_t { u64 cg; u32 nr; char comm[16]; };
+BPF_HASH(counts, struct key_t, u64, 16384);
+TRACEPOINT_PROBE(raw_syscalls, sys_enter) {
+    if (bpf_get_current_ancestor_cgroup_id(1) != PARENT_CG)
+        return 0;
+    struct key_t k = {};
+    k.cg = bpf_get_current_cgroup_id();
+    k.nr = args->id;
+    bpf_get_current_comm(&k.comm, sizeof(k.comm));
+    counts.increment(k);
+    return 0;
+}
+"""
+
+
+class CgroupCounter:
+    """Syscall counts of every process under one cgroup-v2 parent, by (cgroup, comm)."""
+
+    def __init__(self, parent_id: int) -> None:
+        from bcc import BPF
+
+        self.bpf = BPF(text=BPF_TEXT, cflags=[f"-DPARENT_CG={parent_id}ULL"])
+
+    def drain(self) -> dict[tuple[int, str], dict[int, int]]:
+        out: dict[tuple[int, str], dict[int, int]] = defaultdict(dict)
+        table = self.bpf["counts"]
+        for k, v in table.items():
+            out[(k.cg, k.comm.decode(errors="replace"))][k.nr] = v.value
+        table.clear()
+        return out
+
+    def close(self) -> None:
+        self.bpf.cleanup()
+
+
+@pytest.fixture
+def cgroup_parent() -> Iterator[tuple[str, int]]:
+    """A fresh cgroup parent for the test's containers; its v2 id filters the counter."""
+    require_podman()
+    require_bpf()
+    name = f"eunomia-seccomp-{uuid.uuid4().hex[:8]}"
+    unified = HIERARCHIES / "unified" if (HIERARCHIES / "unified").is_dir() else HIERARCHIES
+    (unified / name).mkdir()
+    try:
+        yield f"/{name}", os.stat(unified / name).st_ino
+    finally:
+        for d in HIERARCHIES.glob(f"*/{name}"):
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+        if (HIERARCHIES / name).is_dir():
+            (HIERARCHIES / name).rmdir()
+
+
+def podman(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["podman", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def run_container(name: str, parent: str, cmd: list[str], *opts: str,
+                  timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    try:
+        return podman("run", "--name", name, "--cgroup-parent", parent, *opts, BUSYBOX_IMAGE, *cmd,
+                      timeout=timeout)
+    finally:
+        podman("rm", "-f", name)
+
+
+def publish_counts(settings: Settings, counts: dict[tuple[int, str], dict[int, int]], host: str,
+                   container: str, seq0: int) -> int:
+    """One enriched syscall_counts event per (cgroup, comm), as enrich would emit."""
+    codec = AvroCodec()
+    p = Producer(settings.kafka.librdkafka())
+    seq = seq0
+    for (cg, comm), nrs in sorted(counts.items()):
+        seq += 1
+        ev: dict[str, Any] = {
+            "event": {"id": f"{host}:b:s:{seq}", "kind": "syscall_counts", "category": "syscalls",
+                      "ts_ns": time.time_ns(), "seq": seq},
+            "host": {"id": host, "boot_id": "b"},
+            "process": {"pid": seq, "name": comm, "exec_id": f"{host}:b:{seq}"},
+            "user": {"id": 0, "group_id": 0},
+            "container": {"id": container, "image_name": BUSYBOX_IMAGE, "image_id": None,
+                          "cgroup_id": cg},
+            "syscalls": {"arch": os.uname().machine, "interval_ns": 10**9,
+                         "counts": [{"nr": nr, "count": c} for nr, c in sorted(nrs.items())]},
+        }
+        p.produce(settings.topic("enriched.events"), codec.encode("enriched_event", ev),
+                  f"{host}/{container}".encode())
+    p.flush(30)
+    return seq
+
+
+def names_of(counts: dict[tuple[int, str], dict[int, int]], keep: Any = lambda comm: True) -> set[str]:
+    arch = os.uname().machine
+    return {n for (_, comm), nrs in counts.items() if keep(comm) for nr in nrs
+            if (n := resolve(arch, nr)) is not None}
+
+
+def default_allowed() -> int:
+    prof = json.loads(PODMAN_DEFAULT.read_text())
+    return len({n for s in prof["syscalls"] if s["action"] == "SCMP_ACT_ALLOW" for n in s["names"]})
+
+
+def test_learn_from_cgroup_counter_then_enforce(settings: Settings, cgroup_parent, tmp_path: Path) -> None:
+    parent, parent_id = cgroup_parent
+    create_topics(settings)
+    counter = CgroupCounter(parent_id)
+    worker = subprocess.Popen([sys.executable, "-m", "eunomia", "worker", "seccomp", "--debounce", "1",
+                               "--max-wait", "5"], env=env_for(settings))
+    tag = uuid.uuid4().hex[:8]
+    try:
+        # Two containers of the image: some syscalls depend on timing (wget
+        # polls only when a read would block), so the profile is a union.
+        counts: dict[tuple[int, str], dict[int, int]] = {}
+        seq = 0
+        for i in range(LEARN_RUNS):
+            learn = run_container(f"sc-learn{i}-{tag}", parent, ["/bin/sh", "-c", WORKLOAD])
+            assert learn.returncode == 0, learn.stderr
+            got = counter.drain()
+            counts.update(got)
+            seq = publish_counts(settings, got, "e2e-host", f"sc-learn{i}-{tag}", seq)
+        learned = names_of(counts)
+        assert "mkdir" not in learned and {"bind", "listen", "connect"} <= learned
+
+        def complete() -> dict | None:
+            rec = read_profiles(settings).get(BUSYBOX_IMAGE)
+            return rec if rec and len(rec["containers"]) == LEARN_RUNS else None
+
+        rec = wait_for(complete, "the learned profile of both containers")
+        out = tmp_path / "profile.json"
+        subprocess.run([sys.executable, "-m", "eunomia", "seccomp", "export", BUSYBOX_IMAGE,
+                        "--out", str(out)], env=env_for(settings), check=True, timeout=60)
+        allowed = json.loads(out.read_text())["syscalls"][0]["names"]
+        assert set(allowed) == learned | RUNC_AFTER_SECCOMP
+        print(f"\nlearned profile v{rec['version']}: {len(allowed)} allowed syscalls "
+              f"({len(learned)} observed + runc baseline); podman default: {default_allowed()}")
+        assert len(allowed) * 3 < default_allowed()
+
+        enforced = run_container(f"sc-enf-{tag}", parent, ["/bin/sh", "-c", WORKLOAD],
+                                 "--security-opt", f"seccomp={out}", timeout=60)
+        assert enforced.returncode == 0, enforced.stderr
+        assert enforced.stdout == learn.stdout
+        denied = run_container(f"sc-mkdir-{tag}", parent, ["/bin/mkdir", "/tmp/new"],
+                               "--security-opt", f"seccomp={out}")
+        assert denied.returncode != 0 and "Operation not permitted" in denied.stderr, denied
+        counter.drain()
+
+        # runc's post-seccomp needs, on their own: the workload's processes only
+        # (no runc:* comm) + RUNC_AFTER_SECCOMP also runs the workload.
+        slim = tmp_path / "slim.json"
+        work_only = names_of(counts, lambda comm: not comm.startswith("runc") and comm != "exe")
+        slim.write_text(json.dumps(render_oci(sorted(work_only | RUNC_AFTER_SECCOMP), os.uname().machine)))
+        again = run_container(f"sc-slim-{tag}", parent, ["/bin/sh", "-c", WORKLOAD],
+                              "--security-opt", f"seccomp={slim}")
+        assert again.returncode == 0 and again.stdout == learn.stdout, again.stderr
+        counter.drain()
+
+        # the same image doing mkdir (no enforcement): the worker raises the alert
+        rogue = run_container(f"sc-rogue-{tag}", parent, ["/bin/mkdir", "/tmp/new"])
+        assert rogue.returncode == 0, rogue.stderr
+        publish_counts(settings, counter.drain(), "e2e-host", f"sc-rogue-{tag}", seq)
+        alerts = consume_all(settings, "alerts", "alert",
+                             lambda got: any("mkdir" in a["fields"]["syscalls"] for _, a in got))
+        hits = [a for _, a in alerts if a["rule_id"] == "seccomp-violation"]
+        assert any(a["container_id"] == f"sc-rogue-{tag}" and "mkdir" in a["fields"]["syscalls"]
+                   for a in hits), hits
+    finally:
+        counter.close()
+        worker.terminate()
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
