@@ -49,13 +49,12 @@ pid=$!
 dd if=/dev/zero of=/tmp/big bs=64k count=64 2>/dev/null
 sleep 0.3
 wget -q -O - http://127.0.0.1:8080/index.html
-wget -q -O /tmp/got http://127.0.0.1:8080/big
+for i in 1 2 3; do wget -q -O /tmp/got http://127.0.0.1:8080/big; done
 wc -c < /tmp/got
 kill $pid
-wait $pid || true
 echo done
 """
-LEARN_RUNS = 2
+LEARN_RUNS = 5
 PODMAN_DEFAULT = Path("/usr/share/containers/seccomp.json")
 HIERARCHIES = Path("/sys/fs/cgroup")
 BPF_TEXT = r"""
@@ -171,8 +170,9 @@ def test_learn_from_cgroup_counter_then_enforce(settings: Settings, cgroup_paren
                                "--max-wait", "5"], env=env_for(settings))
     tag = uuid.uuid4().hex[:8]
     try:
-        # Two containers of the image: some syscalls depend on timing (wget
-        # polls only when a read would block), so the profile is a union.
+        # Several containers of the image: some syscalls depend on timing (wget
+        # polls only when a non-blocking read finds no data: about 2 runs in 3
+        # here), so the profile is the union of all of them, as in production.
         counts: dict[tuple[int, str], dict[int, int]] = {}
         seq = 0
         for i in range(LEARN_RUNS):
@@ -186,9 +186,10 @@ def test_learn_from_cgroup_counter_then_enforce(settings: Settings, cgroup_paren
 
         def complete() -> dict | None:
             rec = read_profiles(settings).get(BUSYBOX_IMAGE)
-            return rec if rec and len(rec["containers"]) == LEARN_RUNS else None
+            # republished only when the set grows: wait for the set, not the container list
+            return rec if rec and {s["name"] for s in rec["syscalls"]} == learned else None
 
-        rec = wait_for(complete, "the learned profile of both containers")
+        rec = wait_for(complete, "the profile learned from every container")
         out = tmp_path / "profile.json"
         subprocess.run([sys.executable, "-m", "eunomia", "seccomp", "export", BUSYBOX_IMAGE,
                         "--out", str(out)], env=env_for(settings), check=True, timeout=60)
