@@ -1,12 +1,13 @@
 """Learn then enforce with real podman, the real kernel and the real broker.
 
 LEARNING SOURCE (read this): the project's producer (bpf/, producer/) has no
-runnable entry point yet, so this test counts the container's syscalls with a
-test-local BPF program on the same ``raw_syscalls:sys_enter`` tracepoint the
-producer uses, for every process of the container's cgroup (runc's init
-included, as the producer sees it), and publishes them as enriched
-``syscall_counts`` events on ``enriched.events``. From there everything is the
-real thing: the seccomp worker (subprocess), the compacted profiles topic, the
+runnable entry point yet, so this test stands in for it: a test-local BPF
+program on the same ``raw_syscalls:sys_enter`` tracepoint counts syscalls per
+(cgroup, pid) for every process of the container's cgroup (runc's init
+included, as the producer sees it), and the test publishes what a producer
+would: ``syscall_counts`` records on ``raw.syscalls`` and the container's record
+on ``containers``. From there everything is the real thing: the enrich worker
+and the seccomp worker (subprocesses), the compacted profiles topic, the
 ``eunomia seccomp export`` CLI, and ``podman run --security-opt seccomp=FILE``.
 """
 
@@ -58,13 +59,14 @@ LEARN_RUNS = 5
 PODMAN_DEFAULT = Path("/usr/share/containers/seccomp.json")
 HIERARCHIES = Path("/sys/fs/cgroup")
 BPF_TEXT = r"""
-struct key_t { u64 cg; u32 nr; char comm[16]; };
+struct key_t { u64 cg; u32 pid; u32 nr; char comm[16]; };
 BPF_HASH(counts, struct key_t, u64, 16384);
 TRACEPOINT_PROBE(raw_syscalls, sys_enter) {
     if (bpf_get_current_ancestor_cgroup_id(1) != PARENT_CG)
         return 0;
     struct key_t k = {};
     k.cg = bpf_get_current_cgroup_id();
+    k.pid = bpf_get_current_pid_tgid() >> 32;
     k.nr = args->id;
     bpf_get_current_comm(&k.comm, sizeof(k.comm));
     counts.increment(k);
@@ -73,19 +75,22 @@ TRACEPOINT_PROBE(raw_syscalls, sys_enter) {
 """
 
 
+Counts = dict[tuple[int, int, str], dict[int, int]]  # (cgroup id, pid, comm) -> nr -> count
+
+
 class CgroupCounter:
-    """Syscall counts of every process under one cgroup-v2 parent, by (cgroup, comm)."""
+    """Syscall counts of every process under one cgroup-v2 parent, by (cgroup, pid, comm)."""
 
     def __init__(self, parent_id: int) -> None:
         from bcc import BPF
 
         self.bpf = BPF(text=BPF_TEXT, cflags=[f"-DPARENT_CG={parent_id}ULL"])
 
-    def drain(self) -> dict[tuple[int, str], dict[int, int]]:
-        out: dict[tuple[int, str], dict[int, int]] = defaultdict(dict)
+    def drain(self) -> Counts:
+        out: Counts = defaultdict(dict)
         table = self.bpf["counts"]
         for k, v in table.items():
-            out[(k.cg, k.comm.decode(errors="replace"))][k.nr] = v.value
+            out[(k.cg, k.pid, k.comm.decode(errors="replace"))][k.nr] = v.value
         table.clear()
         return out
 
@@ -126,34 +131,50 @@ def run_container(name: str, parent: str, cmd: list[str], *opts: str,
         podman("rm", "-f", name)
 
 
-def publish_counts(settings: Settings, counts: dict[tuple[int, str], dict[int, int]], host: str,
-                   container: str, seq0: int) -> int:
-    """One enriched syscall_counts event per (cgroup, comm), as enrich would emit."""
-    codec = AvroCodec()
-    p = Producer(settings.kafka.librdkafka())
-    seq = seq0
-    for (cg, comm), nrs in sorted(counts.items()):
-        seq += 1
-        ev: dict[str, Any] = {
-            "event": {"id": f"{host}:b:s:{seq}", "kind": "syscall_counts", "category": "syscalls",
-                      "ts_ns": time.time_ns(), "seq": seq},
-            "host": {"id": host, "boot_id": "b"},
-            "process": {"pid": seq, "name": comm, "exec_id": f"{host}:b:{seq}"},
-            "user": {"id": 0, "group_id": 0},
-            "container": {"id": container, "image_name": BUSYBOX_IMAGE, "image_id": None,
-                          "cgroup_id": cg},
-            "syscalls": {"arch": os.uname().machine, "interval_ns": 10**9,
-                         "counts": [{"nr": nr, "count": c} for nr, c in sorted(nrs.items())]},
-        }
-        p.produce(settings.topic("enriched.events"), codec.encode("enriched_event", ev),
-                  f"{host}/{container}".encode())
-    p.flush(30)
-    return seq
+class FakeProducer:
+    """Publishes what the producer would for the counted containers."""
+
+    def __init__(self, settings: Settings, host: str) -> None:
+        self.settings, self.host, self.seq = settings, host, 0
+        self.codec = AvroCodec()
+        self.kafka = Producer(settings.kafka.librdkafka())
+
+    def publish(self, counts: Counts, container: str) -> None:
+        cgroups = {cg for cg, _, _ in counts}
+        now = time.time_ns()
+        for cg in sorted(cgroups):
+            rec = {"host_id": self.host, "ts_ns": now, "container_id": container, "name": container,
+                   "image": BUSYBOX_IMAGE, "image_id": None, "runtime": "podman", "cgroup_id": cg}
+            self.kafka.produce(self.settings.topic("containers"), self.codec.encode("container", rec),
+                               f"{self.host}/{cg}".encode())
+        self.kafka.flush(30)
+        for (cg, pid, comm), nrs in sorted(counts.items()):
+            self.seq += 1
+            rec = {"host_id": self.host, "boot_id": "boot", "seq": self.seq, "ts_ns": time.time_ns(),
+                   "interval_ns": 10**9, "pid": pid, "comm": comm, "cgroup_id": cg,
+                   "exec_id": f"{self.host}:boot:{pid}:0", "arch": os.uname().machine,
+                   "counts": [{"nr": nr, "count": c} for nr, c in sorted(nrs.items())]}
+            self.kafka.produce(self.settings.topic("raw.syscalls"),
+                               self.codec.encode("syscall_counts", rec), self.host.encode())
+        self.kafka.flush(30)
 
 
-def names_of(counts: dict[tuple[int, str], dict[int, int]], keep: Any = lambda comm: True) -> set[str]:
+def start_worker(settings: Settings, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "eunomia", "worker", *args], env=env_for(settings))
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def names_of(counts: Counts, keep: Any = lambda comm: True) -> set[str]:
     arch = os.uname().machine
-    return {n for (_, comm), nrs in counts.items() if keep(comm) for nr in nrs
+    return {n for (_, _, comm), nrs in counts.items() if keep(comm) for nr in nrs
             if (n := resolve(arch, nr)) is not None}
 
 
@@ -166,21 +187,21 @@ def test_learn_from_cgroup_counter_then_enforce(settings: Settings, cgroup_paren
     parent, parent_id = cgroup_parent
     create_topics(settings)
     counter = CgroupCounter(parent_id)
-    worker = subprocess.Popen([sys.executable, "-m", "eunomia", "worker", "seccomp", "--debounce", "1",
-                               "--max-wait", "5"], env=env_for(settings))
+    producer = FakeProducer(settings, "e2e-host")
+    workers = [start_worker(settings, "enrich", "--grace", "1"),
+               start_worker(settings, "seccomp", "--debounce", "1", "--max-wait", "5")]
     tag = uuid.uuid4().hex[:8]
     try:
         # Several containers of the image: some syscalls depend on timing (wget
         # polls only when a non-blocking read finds no data: about 2 runs in 3
         # here), so the profile is the union of all of them, as in production.
-        counts: dict[tuple[int, str], dict[int, int]] = {}
-        seq = 0
+        counts: Counts = {}
         for i in range(LEARN_RUNS):
             learn = run_container(f"sc-learn{i}-{tag}", parent, ["/bin/sh", "-c", WORKLOAD])
             assert learn.returncode == 0, learn.stderr
             got = counter.drain()
             counts.update(got)
-            seq = publish_counts(settings, got, "e2e-host", f"sc-learn{i}-{tag}", seq)
+            producer.publish(got, f"sc-learn{i}-{tag}")
         learned = names_of(counts)
         assert "mkdir" not in learned and {"bind", "listen", "connect"} <= learned
 
@@ -221,7 +242,7 @@ def test_learn_from_cgroup_counter_then_enforce(settings: Settings, cgroup_paren
         # the same image doing mkdir (no enforcement): the worker raises the alert
         rogue = run_container(f"sc-rogue-{tag}", parent, ["/bin/mkdir", "/tmp/new"])
         assert rogue.returncode == 0, rogue.stderr
-        publish_counts(settings, counter.drain(), "e2e-host", f"sc-rogue-{tag}", seq)
+        producer.publish(counter.drain(), f"sc-rogue-{tag}")
         alerts = consume_all(settings, "alerts", "alert",
                              lambda got: any("mkdir" in a["fields"]["syscalls"] for _, a in got))
         hits = [a for _, a in alerts if a["rule_id"] == "seccomp-violation"]
@@ -229,9 +250,5 @@ def test_learn_from_cgroup_counter_then_enforce(settings: Settings, cgroup_paren
                    for a in hits), hits
     finally:
         counter.close()
-        worker.terminate()
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+        for w in workers:
+            stop(w)
