@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .syscall_names import scmp_arches
@@ -86,7 +86,6 @@ class Observation:
     pid: int = 0
     process: str = ""
     exec_id: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def new_state(image: str, image_id: str | None, arch: str) -> dict[str, Any]:

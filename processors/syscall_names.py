@@ -18,7 +18,7 @@ from functools import cache
 
 from eunomia.errors import EunomiaError
 
-__all__ = ["SUB_ARCHES", "SyscallTableError", "arch_tokens", "number", "resolve", "scmp_arches"]
+__all__ = ["SUB_ARCHES", "SyscallTableError", "number", "resolve", "scmp_arches"]
 
 
 class SyscallTableError(EunomiaError):
@@ -69,11 +69,6 @@ def _token(arch: str) -> int:
     if tok == 0:
         raise SyscallTableError(f"architecture {arch!r} is unknown to libseccomp")
     return int(tok)
-
-
-def arch_tokens(arch: str) -> int:
-    """libseccomp's token of ``arch`` (``uname -m`` or libseccomp name)."""
-    return _token(arch)
 
 
 @cache
