@@ -237,6 +237,7 @@ def test_learn_from_cgroup_counter_then_enforce(settings: Settings, cgroup_paren
         again = run_container(f"sc-slim-{tag}", parent, ["/bin/sh", "-c", WORKLOAD],
                               "--security-opt", f"seccomp={slim}")
         assert again.returncode == 0 and again.stdout == learn.stdout, again.stderr
+        print(f"workload processes only + runc baseline: {len(work_only | RUNC_AFTER_SECCOMP)} syscalls")
         counter.drain()
 
         # the same image doing mkdir (no enforcement): the worker raises the alert
