@@ -13,6 +13,7 @@ explicitly (``PartitionedTable``), as an agent would.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -25,7 +26,7 @@ from faust.types import TP
 from eunomia.config import Settings
 from eunomia.schemas import AvroCodec, CodecError
 
-from .app import create_app, fast_producer, flush_async, partitioned_table, produce
+from .app import create_app, partitioned_table
 from .dlq import DeadLetters
 from .rules.alerts import alert_id
 from .seccomp_profile import (
@@ -108,6 +109,35 @@ def violation_alert(state: dict[str, Any], obs: Observation, names: list[str]) -
     }
 
 
+class _Output:
+    """The worker's output (profiles, alerts, dead letters) through one
+    idempotent confluent-kafka producer; flushed off the event loop before the
+    agent moves on, so nothing acknowledged upstream is lost."""
+
+    def __init__(self, settings: Settings) -> None:
+        from confluent_kafka import Producer
+
+        self.producer = Producer({**settings.kafka.librdkafka(), "enable.idempotence": True,
+                                  "acks": "all", "linger.ms": 5})
+
+    def produce(self, topic: str, key: bytes, value: bytes,
+                headers: list[tuple[str, bytes]] | None = None) -> None:
+        while True:
+            try:
+                self.producer.produce(topic, value, key, headers=headers)
+                return
+            except BufferError:
+                self.producer.poll(0.05)
+
+    async def flush(self, timeout: float = 60.0) -> None:
+        if not len(self.producer):
+            self.producer.poll(0)
+            return
+        left = await asyncio.get_running_loop().run_in_executor(None, self.producer.flush, timeout)
+        if left:
+            raise RuntimeError(f"{left} seccomp outputs not acknowledged after {timeout} s")
+
+
 def build_app(settings: Settings, *, store: str = "memory://", web_port: int | None = None,
               datadir: Any = None, debounce_s: float = 5.0, max_wait_s: float = 60.0,
               learn_after_publish: bool = True, tick_s: float = 0.5) -> faust.App:
@@ -122,15 +152,16 @@ def build_app(settings: Settings, *, store: str = "memory://", web_port: int | N
     by_image = app.topic(by_image_name, key_type=bytes, value_type=bytes, key_serializer="raw",
                          value_serializer="raw", internal=True,
                          partitions=settings.topics.partitions)
-    out = fast_producer(settings)
-    dlq = DeadLetters.for_producer(out, settings, "seccomp", codec)
+    out = _Output(settings)
+    dlq_name = settings.topic("dlq")
+    dlq = DeadLetters("seccomp", lambda k, v, h: out.produce(dlq_name, k, v, h), codec)
     profiles_name, alerts_name = settings.topic("seccomp.profiles"), settings.topic("alerts")
     debounce_ns, max_wait_ns = int(debounce_s * 1e9), int(max_wait_s * 1e9)
 
     def publish(state: dict[str, Any], now: int) -> None:
         version = mark_published(state, now)
         rec = profile_record(state, time.time_ns())
-        produce(out, profiles_name, state["image"].encode(), codec.encode("seccomp_profile", rec))
+        out.produce(profiles_name, state["image"].encode(), codec.encode("seccomp_profile", rec))
         log.info("seccomp profile %s v%d: %d syscalls", state["image"], version, len(state["published"]))
 
     @app.agent(source, name="seccomp-route")
@@ -141,6 +172,7 @@ def build_app(settings: Settings, *, store: str = "memory://", web_port: int | N
                 obs = observation(codec.decode(msg.value, expect="enriched_event"))
             except (CodecError, KeyError, TypeError, ValueError) as exc:
                 dlq.send(msg.topic, msg.partition, msg.offset, msg.key, msg.value, exc)
+                await out.flush()
                 continue
             if obs is not None:
                 await by_image.send(key=obs.image.encode(), value=_obs_json(obs))
@@ -154,7 +186,7 @@ def build_app(settings: Settings, *, store: str = "memory://", web_port: int | N
             bad = violations(state, obs)
             if bad:
                 rec = violation_alert(state, obs, bad)
-                produce(out, alerts_name, rec["alert_id"].encode(), codec.encode("alert", rec))
+                out.produce(alerts_name, rec["alert_id"].encode(), codec.encode("alert", rec))
             if state["version"] and not learn_after_publish:
                 obs = replace(obs, names=tuple(n for n in obs.names if n in state["syscalls"]))
             fold(state, obs, now)
@@ -163,7 +195,7 @@ def build_app(settings: Settings, *, store: str = "memory://", web_port: int | N
             state["partition"] = ev.message.partition
             images.write_partition = ev.message.partition
             images[obs.image] = state
-            await flush_async(out)
+            await out.flush()
 
     @app.timer(tick_s)
     async def publish_quiet() -> None:
@@ -177,11 +209,11 @@ def build_app(settings: Settings, *, store: str = "memory://", web_port: int | N
                 publish(state, now)
                 images.write_partition = p
                 images[image] = state
-        await flush_async(out)
+        await out.flush()
 
     @app.on_before_shutdown.connect
     async def _flush(sender: Any, **kw: Any) -> None:
-        out.flush(30)
+        out.producer.flush(30)
 
     app.eunomia = {"images": images, "dlq": dlq}  # type: ignore[attr-defined]
     return app
