@@ -21,6 +21,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from eunomia.producer.settings import ProducerSettings
+
 __all__ = ["KafkaSettings", "LocalKafkaSettings", "Settings", "TopicSettings", "load_settings"]
 
 
@@ -103,6 +105,7 @@ class Settings(BaseSettings):
     # 127.0.0.1 on a developer host; 0.0.0.0 in a container or pod so probes
     # and Prometheus can reach it.
     metrics_addr: str = "127.0.0.1"
+    producer: ProducerSettings = Field(default_factory=ProducerSettings)
 
     @classmethod
     def settings_customise_sources(
