@@ -1,0 +1,11 @@
+import sys
+
+from eunomia.errors import EunomiaError
+
+from .agent import main
+
+try:
+    sys.exit(main())
+except EunomiaError as exc:
+    print(f"error: {exc}", file=sys.stderr)
+    sys.exit(1)

@@ -1,0 +1,210 @@
+"""The producer's main loop: probes in, Kafka out, and nothing else.
+
+One thread owns the Publisher (it is not thread-safe): it polls the ring buffer,
+decodes each record, stamps it with this producer's per-topic seq, and publishes
+it keyed by host_id. Container records arrive from the tracker's thread through
+a queue. Each interval it drains the in-kernel syscall counters to raw.syscalls
+and sends a heartbeat to producer.health.
+
+seq: one counter for raw.events and one for raw.syscalls, so a consumer of either
+topic sees a gap-free sequence per (host_id, boot_id) unless something was lost.
+"""
+
+from __future__ import annotations
+
+import ctypes as ct
+import logging
+import os
+import queue
+import signal
+import time
+from collections import Counter
+from typing import Any
+
+from prometheus_client import REGISTRY
+
+from eunomia.config import Settings, load_settings
+from eunomia.endpoints import Endpoints
+from eunomia.schemas import AvroCodec, CodecError
+
+from .cgroup_resolver import CgroupResolver
+from .decoder import DecodeError, Decoder
+from .health import HealthReporter
+from .identity import NS_PER_TICK, boot_id, exec_id, host_id
+from .loader import Probes, ProbeSpec
+from .metrics import ProducerMetrics
+from .publisher import Publisher
+
+__all__ = ["Agent"]
+
+log = logging.getLogger(__name__)
+ARCH = os.uname().machine
+
+
+class Agent:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        ps = settings.producer
+        self.host = host_id(settings.host_id)
+        self.boot = boot_id()
+        self.key = self.host.encode()
+        self.codec = AvroCodec()
+        self.metrics = ProducerMetrics(registry=REGISTRY)
+        self.publisher = Publisher(settings, spool_dir=ps.spool_dir, spool_max_bytes=ps.spool_max_bytes,
+                                   metrics=self.metrics)
+        self.cgroups = CgroupResolver()
+        self.containers: queue.SimpleQueue[tuple[str, dict | None]] = queue.SimpleQueue()
+        self.tracker = None
+        if ps.containers:
+            from .containers import ContainerTracker
+
+            self.tracker = ContainerTracker(self.host, ps.docker_host or os.environ.get("DOCKER_HOST"),
+                                            lambda k, r: self.containers.put((k, r)))
+        self.decoder = Decoder(self.host, self.boot, path_max=ps.path_max, argv_size=ps.argv_size,
+                               str_arg_len=ps.str_arg_len, cgroup_path=self._cgroup_path)
+        self.spec = ProbeSpec(groups=tuple(ps.probes), self_tgid=os.getpid(), path_max=ps.path_max,
+                              argv_size=ps.argv_size, str_arg_len=ps.str_arg_len,
+                              ringbuf_pages=ps.ringbuf_pages, prefixes=ps.prefix_table())
+        self.probes: Probes | None = None
+        self.seq_events = 0
+        self.seq_syscalls = 0
+        self.by_kind: Counter[str] = Counter()
+        self.drops: Counter[str] = Counter()
+        self.health = HealthReporter(self.host, self.boot, time.time_ns())
+        self._stop = False
+        self._reload = False
+        self._config_change: str | None = None
+        self.endpoints: Endpoints | None = None
+
+    # -- records -------------------------------------------------------------
+    def _cgroup_path(self, cgroup_id: int) -> str | None:
+        path = self.tracker.cgroup_path(cgroup_id) if self.tracker else None
+        return path or self.cgroups.path(cgroup_id)
+
+    def _on_record(self, data: int, size: int) -> None:
+        try:
+            rec = self.decoder.decode(ct.string_at(data, size))
+        except DecodeError:
+            self.drops["decode"] += 1
+            return
+        self.publish_event(rec)
+
+    def publish_event(self, rec: dict[str, Any]) -> None:
+        self.seq_events += 1
+        rec["seq"] = self.seq_events
+        try:
+            value = self.codec.encode("raw_event", rec)
+        except CodecError:
+            self.drops["encode"] += 1
+            return
+        self.publisher.publish("raw.events", self.key, value, seq=self.seq_events)
+        self.by_kind[rec["kind"]] += 1
+
+    def _syscall_record(self, cg: int, pid: int, entry: dict[str, Any], interval: int) -> dict[str, Any]:
+        self.seq_syscalls += 1
+        return {"host_id": self.host, "boot_id": self.boot, "seq": self.seq_syscalls,
+                "ts_ns": time.time_ns(), "interval_ns": interval, "pid": pid, "comm": entry["comm"],
+                "cgroup_id": cg, "cgroup_path": self._cgroup_path(cg),
+                "exec_id": exec_id(self.host, self.boot, pid, entry["start_ns"] // NS_PER_TICK),
+                "arch": ARCH, "counts": [{"nr": nr, "count": n} for nr, n in sorted(entry["counts"].items())],
+                "fileio": []}
+
+    # -- loop ----------------------------------------------------------------
+    def run(self) -> int:
+        ps = self.settings.producer
+        signal.signal(signal.SIGTERM, lambda *_: self.stop())
+        signal.signal(signal.SIGINT, lambda *_: self.stop())
+        signal.signal(signal.SIGHUP, lambda *_: setattr(self, "_reload", True))
+        port = ps.metrics_port or self.settings.metrics_port
+        if port:
+            self.endpoints = Endpoints(port, self.settings.metrics_addr,
+                                       ready=lambda: self.probes is not None).start()
+        self.probes = Probes(self.spec, self._on_record)
+        log.warning("probes attached: %s", ", ".join(self.spec.groups))
+        if ps.proc_snapshot:
+            from .procsnap import snapshot
+
+            for rec in snapshot(self.host, self.boot, os.getpid()):
+                rec["cgroup_path"] = rec.get("cgroup_path") or self._cgroup_path(rec["cgroup_id"])
+                self.publish_event(rec)
+        if self.tracker is not None:
+            self.tracker.start()
+        next_tick = time.monotonic() + ps.interval_s
+        try:
+            while not self._stop:
+                self.probes.poll(50)
+                self._drain_containers()
+                self.publisher.poll(0)
+                if time.monotonic() >= next_tick:
+                    next_tick += ps.interval_s
+                    self._tick()
+            self.probes.consume()
+            self._tick()
+        finally:
+            self._shutdown()
+        return 0
+
+    def _drain_containers(self) -> None:
+        while True:
+            try:
+                key, rec = self.containers.get_nowait()
+            except queue.Empty:
+                return
+            value = self.codec.encode("container", rec) if rec is not None else None
+            self.publisher.publish("containers", key.encode(), value)
+
+    def _tick(self) -> None:
+        if self._reload:
+            self._apply_reload()
+        if self.probes is not None and self.probes.syscalls is not None:
+            for rec in self.probes.syscalls.records(self._syscall_record):
+                self.publisher.publish("raw.syscalls", self.key, self.codec.encode("syscall_counts", rec),
+                                       seq=rec["seq"])
+        if self.probes is not None:
+            for kind, n in self.probes.drops().items():
+                self.drops[f"ringbuf:{kind}"] = n
+        self.decoder.clock.refresh()
+        stats = self.publisher.stats()
+        health = self.health.record(self.seq_events, dict(self.by_kind), dict(self.drops), stats,
+                                    self.publisher.lost_ranges, list(self.spec.groups),
+                                    self._config_change)
+        self._config_change = None
+        self.publisher.publish("producer.health", self.key, self.codec.encode("producer_health", health))
+        self.metrics.update(dict(self.by_kind), dict(self.drops), stats)
+        if self.endpoints is not None:
+            self.endpoints.beat()
+
+    def _apply_reload(self) -> None:
+        """SIGHUP: re-read the file and environment; path filters change in place."""
+        self._reload = False
+        load_settings.cache_clear()
+        new = load_settings().producer
+        table = new.prefix_table()
+        if table != self.spec.prefixes and self.probes is not None and "file" in self.spec.groups:
+            self.probes.set_prefixes(table)
+            self.spec.prefixes = table
+            self._config_change = f"file prefixes: {', '.join(p for p, _ in table)}"
+            log.warning("reloaded: %s", self._config_change)
+        if list(new.probes) != list(self.spec.groups):
+            log.warning("probe groups change only on restart (asked: %s)", ", ".join(new.probes))
+
+    def stop(self) -> None:
+        self._stop = True
+
+    def _shutdown(self) -> None:
+        if self.tracker is not None:
+            self.tracker.stop()
+            self._drain_containers()
+        if self.probes is not None:
+            self.probes.close()
+        left = self.publisher.flush(30)
+        if left:
+            log.warning("%d messages not acknowledged at exit stay in the spool", left)
+        self.publisher.close(10)
+        if self.endpoints is not None:
+            self.endpoints.stop()
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return Agent(load_settings()).run()
