@@ -49,10 +49,11 @@ def env_for(settings: Settings) -> dict[str, str]:
 
 
 @pytest.fixture
-def worker(settings: Settings) -> Iterator[subprocess.Popen[bytes]]:
+def worker(settings: Settings, request: pytest.FixtureRequest) -> Iterator[subprocess.Popen[bytes]]:
     create_topics(settings)
+    extra = list(getattr(request, "param", []))
     proc = subprocess.Popen([sys.executable, "-m", "eunomia", "worker", "seccomp", "--debounce", "1",
-                             "--max-wait", "5"], env=env_for(settings))
+                             "--max-wait", "5", *extra], env=env_for(settings))
     try:
         yield proc
     finally:
@@ -136,3 +137,22 @@ def test_two_hosts_merge_then_a_new_syscall_alerts(settings: Settings, worker) -
     missing = subprocess.run([sys.executable, "-m", "eunomia", "seccomp", "export", "nope:1"],
                              env=env, capture_output=True, text=True, timeout=60)
     assert missing.returncode == 1 and "no seccomp profile published for 'nope:1'" in missing.stderr
+
+
+@pytest.mark.parametrize("worker", [["--freeze"]], indirect=True)
+def test_frozen_profile_only_alerts(settings: Settings, worker) -> None:
+    p = Producer(settings.kafka.librdkafka())
+    src = settings.topic("enriched.events")
+    p.produce(src, enriched("host-a", "ctr-a", 1, ["read", "write"]), b"host-a/ctr-a")
+    p.flush(30)
+    wait_for(lambda: read_profiles(settings).get(IMAGE), "the first profile")
+    p.produce(src, enriched("host-a", "ctr-b", 2, ["read", "mkdir"]), b"host-a/ctr-b")
+    p.produce(src, enriched("host-a", "ctr-a", 3, ["write"]), b"host-a/ctr-a")  # a marker after it
+    p.flush(30)
+    alerts = consume_all(settings, "alerts", "alert", lambda got: len(got) >= 1)
+    assert [a["fields"]["syscalls"] for _, a in alerts] == ["mkdir"]
+    # a frozen set does not grow, so nothing is republished: still v1 without mkdir
+    # after three debounce periods (a learning worker republishes within one)
+    time.sleep(3.0)
+    rec = read_profiles(settings)[IMAGE]
+    assert rec["version"] == 1 and "mkdir" not in rec["profile_json"]
