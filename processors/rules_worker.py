@@ -1,0 +1,181 @@
+"""``eunomia worker rules``: the rule engine over ``enriched.events`` -> ``alerts``
+(Avro) and ``alerts.ocsf`` (OCSF JSON), keyed by alert_id.
+
+One engine per input partition: enriched.events is keyed by host/container, so a
+container's events arrive in order on one partition and every per-container or
+per-process-tree rule sees all of its events there. Engine state is saved, key by
+key as it changes, in a changelog-backed table whose changes go to the changelog
+partition of the input partition (``PartitionedTable``): a worker that takes over
+a partition after a crash or a rebalance rebuilds that partition's engine from
+the table and resumes where the old one stopped. Alert ids are deterministic,
+so events processed twice (at-least-once) give the same ids.
+
+Idle partitions: multi-event matches wait in the engine's reorder buffer until
+the watermark (newest event time minus the allowed lateness) passes them, and
+the watermark moves only with events. A partition that got nothing for
+``idle_s`` of wall time would hold the end of an attack forever, so a timer then
+advances that engine's watermark to ``now - idle_lag_s`` (at least to its newest
+event): the buffered matches are judged and window deadlines in the past fire.
+Offline replay does the same at the end of a file (``Engine.flush``).
+
+SIGHUP reloads the rule files: a file with an error is rejected (logged with
+file:line:column) and the old rules keep running; unchanged rules keep state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import signal
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import faust
+from prometheus_client import Counter
+
+from eunomia.config import Settings
+from eunomia.schemas import AvroCodec, CodecError
+
+from .app import create_app, partitioned_table
+from .dlq import DeadLetters
+from .rules import Engine, RuleLoadError, RuleSet, load_files, ocsf_json, pack_files
+from .seccomp_worker import _Output
+
+__all__ = ["build_app", "load_rules"]
+
+log = logging.getLogger(__name__)
+SEP = "\x1f"
+
+EVALUATED = Counter("eunomia_rules_events_evaluated", "Enriched events evaluated by the rule engine")
+ALERTS = Counter("eunomia_alerts", "Alerts raised, by rule and level", ["rule", "level"])
+RELOADS = Counter("eunomia_rules_reloads", "Rule reloads, by result", ["result"])
+
+
+def load_rules(paths: Sequence[Path], *, default_pack: bool = True) -> RuleSet:
+    """The default pack plus site rule files or folders (``*.yaml``)."""
+    files: list[Path] = list(pack_files()) if default_pack else []
+    for p in paths:
+        files += sorted([*p.glob("*.yaml"), *p.glob("*.yml")]) if p.is_dir() else [p]
+    return load_files(files)
+
+
+def _state_key(partition: int, rule_id: str, key: str) -> str:
+    return f"{partition}{SEP}{rule_id}{SEP}{key}"
+
+
+def build_app(settings: Settings, *, rule_paths: Sequence[Path] = (), default_pack: bool = True,
+              store: str = "memory://", web_port: int | None = None, datadir: Any = None,
+              lateness_s: float = 2.0, batch: int = 500, idle_s: float = 3.0,
+              idle_lag_s: float = 10.0) -> faust.App:
+    app = create_app("rules", settings, store=store, web_port=web_port, datadir=datadir)
+    codec = AvroCodec()
+    ruleset = {"current": load_rules(rule_paths, default_pack=default_pack)}
+    state = partitioned_table(app, "engine-state", help="rule engine state per input partition")
+    source = app.topic(settings.topic("enriched.events"), key_type=bytes, value_type=bytes,
+                       key_serializer="raw", value_serializer="raw")
+    out = _Output(settings)
+    dlq_name = settings.topic("dlq")
+    dlq = DeadLetters("rules", lambda k, v, h: out.produce(dlq_name, k, v, h), codec)
+    alerts_name, ocsf_name = settings.topic("alerts"), settings.topic("alerts.ocsf")
+    engines: dict[int, Engine] = {}
+    last_event: dict[int, float] = {}  # partition -> wall time of its last event
+    lateness_ns = int(lateness_s * 1e9)
+
+    def engine_for(partition: int) -> Engine:
+        engine = engines.get(partition)
+        if engine is None:
+            engine = Engine(ruleset["current"], lateness_ns=lateness_ns, track_dirty=True)
+            prefix = f"{partition}{SEP}"
+            restored = 0
+            for k, blob in list(state.items()):
+                if isinstance(k, str) and k.startswith(prefix) and blob is not None:
+                    _p, rule_id, key = k.split(SEP, 2)
+                    engine.import_state(rule_id, key, base64.b64decode(blob))
+                    restored += 1
+            engine.take_dirty()
+            if restored:
+                log.info("partition %d: engine state restored (%d keys)", partition, restored)
+            engines[partition] = engine
+        return engine
+
+    def emit(alerts: list[dict[str, Any]]) -> None:
+        for a in alerts:
+            key = a["alert_id"].encode()
+            out.produce(alerts_name, key, codec.encode("alert", a))
+            out.produce(ocsf_name, key, ocsf_json(a))
+            ALERTS.labels(a["rule_id"], a["level"]).inc()
+
+    def save(partition: int, engine: Engine) -> None:
+        state.write_partition = partition
+        for rule_id, key in engine.take_dirty():
+            tk = _state_key(partition, rule_id, key)
+            blob = engine.export_state(rule_id, key)
+            if blob is None:
+                if tk in state:
+                    del state[tk]
+            else:
+                state[tk] = base64.b64encode(blob).decode()
+
+    @app.agent(source, name="rules")
+    async def evaluate(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(batch, within=0.05):
+            touched: set[int] = set()
+            for ev in events:
+                msg = ev.message
+                try:
+                    record = codec.decode(msg.value, expect="enriched_event")
+                except CodecError as exc:
+                    dlq.send(msg.topic, msg.partition, msg.offset, msg.key, msg.value, exc)
+                    continue
+                engine = engine_for(msg.partition)
+                emit(engine.process(record))
+                touched.add(msg.partition)
+            now = time.monotonic()
+            for p in touched:
+                last_event[p] = now
+            EVALUATED.inc(len(events))
+            for p in touched:
+                save(p, engines[p])
+            await out.flush()
+
+    @app.timer(1.0)
+    async def _idle() -> None:
+        now = time.monotonic()
+        for p, engine in list(engines.items()):
+            if now - last_event.get(p, now) < idle_s or engine.max_ts is None:
+                continue
+            target = max(engine.max_ts, time.time_ns() - int(idle_lag_s * 1e9))
+            if engine.watermark is not None and engine.watermark >= target:
+                continue
+            emit(engine.advance_watermark(target))
+            save(p, engine)
+        await out.flush()
+
+    @app.on_partitions_revoked.connect
+    async def _revoked(app_: faust.App, revoked: set, **kwargs: Any) -> None:
+        for tp in revoked:
+            if tp.topic == source.get_topic_name():
+                engines.pop(tp.partition, None)  # rebuilt from the table if it comes back
+
+    def reload() -> None:
+        try:
+            new = load_rules(rule_paths, default_pack=default_pack)
+        except RuleLoadError as exc:
+            RELOADS.labels("rejected").inc()
+            log.error("rule reload rejected, old rules keep running: %s", exc)
+            return
+        ruleset["current"] = new
+        for engine in engines.values():
+            engine.replace_ruleset(new)
+        RELOADS.labels("ok").inc()
+        log.warning("rules reloaded: %d rules", len(new.rules))
+
+    @app.task
+    async def _install_sighup() -> None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
+
+    app.eunomia = {"engines": engines, "reload": reload}  # for tests and benchmarks
+    return app
