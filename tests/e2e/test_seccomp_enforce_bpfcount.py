@@ -210,7 +210,14 @@ def test_learn_from_cgroup_counter_then_enforce(settings: Settings, cgroup_paren
             # republished only when the set grows: wait for the set, not the container list
             return rec if rec and {s["name"] for s in rec["syscalls"]} == learned else None
 
-        rec = wait_for(complete, "the profile learned from every container")
+        try:
+            rec = wait_for(complete, "the profile learned from every container", timeout=180)
+        except BaseException:
+            last = read_profiles(settings).get(BUSYBOX_IMAGE)
+            got_names = {s["name"] for s in last["syscalls"]} if last else set()
+            print(f"last profile: {last and last['version']}, missing {sorted(learned - got_names)}, "
+                  f"extra {sorted(got_names - learned)}")
+            raise
         out = tmp_path / "profile.json"
         subprocess.run([sys.executable, "-m", "eunomia", "seccomp", "export", BUSYBOX_IMAGE,
                         "--out", str(out)], env=env_for(settings), check=True, timeout=60)
