@@ -1,0 +1,115 @@
+"""Learn through the whole pipeline, then enforce: the real producer (eBPF) ->
+raw.syscalls + containers -> the enrich worker -> the seccomp worker ->
+``eunomia seccomp export`` -> ``podman run --security-opt seccomp=FILE``.
+
+The busybox image gets a private tag per test run, so containers of other tests
+running at the same time on this host (same base image) do not join its profile.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from eunomia.config import Settings
+from eunomia.kafka.topics import create_topics
+from eunomia.processors.cli_seccomp import read_profiles
+from tests.conftest import BUSYBOX_IMAGE, free_port_block
+from tests.e2e.test_seccomp_enforce_bpfcount import WORKLOAD, default_allowed, podman, start_worker, stop
+from tests.integration.test_seccomp_worker import env_for, wait_for
+from tests.requirements import require_bpf, require_podman
+
+pytestmark = [pytest.mark.kafka, pytest.mark.bpf, pytest.mark.podman, pytest.mark.root]
+LEARN_RUNS = 5
+
+
+@pytest.fixture
+def pipeline(settings: Settings, podman_socket: str, tmp_path: Path) -> Iterator[None]:
+    require_bpf()
+    require_podman()
+    create_topics(settings)
+    port = free_port_block()
+    env = {**env_for(settings), "EUNOMIA_METRICS_PORT": str(port),
+           "EUNOMIA_PRODUCER__SPOOL_DIR": str(tmp_path / "spool"), "DOCKER_HOST": podman_socket}
+    log = open(tmp_path / "producer.log", "wb")  # noqa: SIM115 - closed below
+    producer = subprocess.Popen([sys.executable, "-m", "eunomia", "producer", "--probes", "syscalls"],
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
+    workers = [start_worker(settings, "enrich", "--grace", "2"),
+               start_worker(settings, "seccomp", "--debounce", "2", "--max-wait", "30")]
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert producer.poll() is None, (tmp_path / "producer.log").read_text()[-3000:]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "producer not ready in 120 s"
+            time.sleep(0.5)
+        yield
+    finally:
+        for w in workers:
+            stop(w)
+        stop(producer)
+        log.close()
+
+
+def test_learn_through_pipeline_then_enforce(pipeline: None, settings: Settings, tmp_path: Path) -> None:
+    tag = uuid.uuid4().hex[:8]
+    image = f"localhost/eunomia-seccomp-{tag}:latest"
+    assert podman("tag", BUSYBOX_IMAGE, image).returncode == 0
+    names = []
+    try:
+        outputs = []
+        for i in range(LEARN_RUNS):
+            names.append(f"scp-learn{i}-{tag}")
+            run = podman("run", "--name", names[-1], image, "/bin/sh", "-c", WORKLOAD)
+            assert run.returncode == 0, run.stderr
+            outputs.append(run.stdout)
+
+        def settled() -> dict | None:
+            rec = read_profiles(settings).get(image)
+            need = {"bind", "listen", "connect", "execve"}
+            if rec is None or not need <= {s["name"] for s in rec["syscalls"]}:
+                return None
+            return rec if time.time_ns() - rec["ts_ns"] > 8 * 10**9 else None  # no newer version for 8 s
+
+        try:
+            rec = wait_for(settled, "a settled profile learned through the pipeline", timeout=240)
+        except BaseException:
+            got = read_profiles(settings)
+            print({k: (v["version"], len(v["syscalls"]), v["ts_ns"]) for k, v in got.items()})
+            raise
+        learned = {s["name"] for s in rec["syscalls"]}
+        assert "mkdir" not in learned
+        out = tmp_path / "profile.json"
+        subprocess.run([sys.executable, "-m", "eunomia", "seccomp", "export", image, "--out", str(out)],
+                       env=env_for(settings), check=True, timeout=60)
+        allowed = json.loads(out.read_text())["syscalls"][0]["names"]
+        print(f"\npipeline-learned profile v{rec['version']}: {len(allowed)} allowed syscalls "
+              f"({len(learned)} observed); podman default: {default_allowed()}")
+        assert len(allowed) * 3 < default_allowed()
+
+        names.append(f"scp-enf-{tag}")
+        enforced = podman("run", "--name", names[-1], "--security-opt", f"seccomp={out}", image,
+                          "/bin/sh", "-c", WORKLOAD)
+        assert enforced.returncode == 0, enforced.stderr
+        assert enforced.stdout == outputs[0]
+        names.append(f"scp-mkdir-{tag}")
+        denied = podman("run", "--name", names[-1], "--security-opt", f"seccomp={out}", image,
+                        "/bin/mkdir", "/tmp/new")
+        assert denied.returncode != 0 and "Operation not permitted" in denied.stderr, denied
+    finally:
+        for n in names:
+            podman("rm", "-f", n)
+        podman("rmi", image)
