@@ -129,7 +129,7 @@ def _print_alert(console: Console):
 
 
 def _wait_ready(ports: dict[str, int], sup: Supervisor, stop: threading.Event, console: Console,
-                timeout: float = 180.0) -> None:
+                timeout: float = 300.0) -> None:
     pending = dict(ports)
     deadline = time.monotonic() + timeout
     with console.status("waiting for the producer and workers to be ready") as status:
