@@ -24,7 +24,7 @@ from eunomia.kafka.topics import create_topics
 from eunomia.processors.cli_seccomp import read_profiles
 from tests.conftest import BUSYBOX_IMAGE, free_port_block
 from tests.e2e.test_seccomp_enforce_bpfcount import WORKLOAD, default_allowed, podman, start_worker, stop
-from tests.integration.test_seccomp_worker import env_for, wait_for
+from tests.integration.test_seccomp_worker import consume_all, env_for, wait_for
 from tests.requirements import require_bpf, require_podman
 
 pytestmark = [pytest.mark.kafka, pytest.mark.bpf, pytest.mark.podman, pytest.mark.root]
@@ -109,6 +109,16 @@ def test_learn_through_pipeline_then_enforce(pipeline: None, settings: Settings,
         denied = podman("run", "--name", names[-1], "--security-opt", f"seccomp={out}", image,
                         "/bin/mkdir", "/tmp/new")
         assert denied.returncode != 0 and "Operation not permitted" in denied.stderr, denied
+
+        # the same image making mkdir without enforcement: the worker raises the alert
+        # (it lives 2 s: the producer must see the container to name its image)
+        names.append(f"scp-rogue-{tag}")
+        rogue = podman("run", "--name", names[-1], image, "/bin/sh", "-c", "sleep 2; mkdir /tmp/new")
+        assert rogue.returncode == 0, rogue.stderr
+        alerts = consume_all(settings, "alerts", "alert", timeout=120, until=lambda got: any(
+            a["image_name"] == image and "mkdir" in a["fields"]["syscalls"] for _, a in got))
+        assert any(a["rule_id"] == "seccomp-violation" and "mkdir" in a["fields"]["syscalls"]
+                   for _, a in alerts), [a for _, a in alerts]
     finally:
         for n in names:
             podman("rm", "-f", n)
