@@ -55,10 +55,26 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data = tmp_path_factory.mktemp("kafka")
     kafka = LocalKafka(data, s.cache_dir, port=free_port_block(), version=s.version, heap="384m")
     kafka.start()
+    _warm_up_group_coordinator(kafka.bootstrap)
     try:
         yield kafka.bootstrap
     finally:
         kafka.stop()
+
+
+def _warm_up_group_coordinator(bootstrap: str) -> None:
+    """Commit one consumer-group offset so __consumer_offsets exists before
+    tests start several faust workers at once: on a brand-new broker their
+    simultaneous first coordinator lookups were seen to stall start-up."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    p = Producer({"bootstrap.servers": bootstrap})
+    p.produce("eunomia-warmup", b"x")
+    p.flush(30)
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "eunomia-warmup",
+                  "enable.auto.commit": False})
+    c.commit(offsets=[TopicPartition("eunomia-warmup", 0, 1)], asynchronous=False)
+    c.close()
 
 
 @pytest.fixture
@@ -104,3 +120,24 @@ def podman_socket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 BUSYBOX_IMAGE = "localhost/eunomia-busybox:latest"
+
+
+@pytest.fixture(scope="session")
+def schema_registry_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A REAL registry speaking the Confluent REST API (Apicurio Registry, in-memory
+    storage) on a free loopback port; yields the URL for ``schema_registry_url``.
+    ``EUNOMIA_TEST_SCHEMA_REGISTRY`` points the tests at a running one instead."""
+    env = os.environ.get("EUNOMIA_TEST_SCHEMA_REGISTRY")
+    if env:
+        yield env
+        return
+    from eunomia.kafka.schema_registry import LocalSchemaRegistry
+
+    require(shutil.which("java") is not None, "needs Java 17 for the local schema registry")
+    registry = LocalSchemaRegistry(tmp_path_factory.mktemp("schema-registry"),
+                                   port=free_port_block())
+    registry.start()
+    try:
+        yield registry.url
+    finally:
+        registry.stop()
