@@ -1,7 +1,10 @@
 """Learn then enforce with real podman, the real kernel and the real broker.
 
-LEARNING SOURCE (read this): the project's producer (bpf/, producer/) has no
-runnable entry point yet, so this test stands in for it: a test-local BPF
+LEARNING SOURCE (read this): written before the producer had an entry point
+(``test_seccomp_pipeline.py`` now learns through the real producer), and kept
+because its counter sees each syscall's own comm, which the producer's
+per-interval records cannot: that is what checks, on its own, that the
+workload's processes plus ``RUNC_AFTER_SECCOMP`` suffice. A test-local BPF
 program on the same ``raw_syscalls:sys_enter`` tracepoint counts syscalls per
 (cgroup, pid) for every process of the container's cgroup (runc's init
 included, as the producer sees it), and the test publishes what a producer
