@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from eunomia.config import Settings
@@ -59,7 +60,7 @@ def run_demo(settings: Settings, *, wait_alerts: float = 90.0) -> int:
         assert up.stdout is not None
         for line in up.stdout:
             lines.append(line)
-            console.print(f"  [dim]up |[/] {line.rstrip()}", highlight=False, markup=False)
+            console.print(f"  [dim]up |[/] {escape(line.rstrip())}", highlight=False)
 
     threading.Thread(target=pump, daemon=True).start()
     try:

@@ -36,6 +36,10 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("alerts.ocsf", None, partitions=3),
     TopicSpec("seccomp.profiles", "seccomp_profile", compacted=True, partitions=3),
     TopicSpec("dlq", "dead_letter", partitions=3),
+    # internal to the seccomp worker (observations re-keyed by image, JSON);
+    # created up front: a topic faust declares itself is missing from the
+    # consumer's metadata until its next refresh (minutes) on a new broker
+    TopicSpec("seccomp.by-image", None),
 )
 
 
