@@ -65,9 +65,10 @@ def run_up(settings: Settings, *, bootstrap: str | None, workers: list[str], pro
                 bootstrap = kafka.bootstrap
         settings = settings.model_copy(update={
             "kafka": settings.kafka.model_copy(update={"bootstrap_servers": bootstrap})})
-        from eunomia.kafka.topics import create_topics
+        from eunomia.kafka.topics import create_topics, warm_up_group_coordinator
 
         create_topics(settings)
+        warm_up_group_coordinator(settings)
         env = {"EUNOMIA_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
                "EUNOMIA_TOPICS__PREFIX": settings.topics.prefix}
         ports: dict[str, int] = {}

@@ -14,7 +14,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from eunomia.config import Settings
 from eunomia.errors import BrokerUnavailable
 
-__all__ = ["TOPICS", "TopicSpec", "create_topics", "topic_specs"]
+__all__ = ["TOPICS", "TopicSpec", "create_topics", "topic_specs", "warm_up_group_coordinator"]
 
 
 @dataclass(frozen=True)
@@ -89,3 +89,21 @@ def create_topics(settings: Settings, timeout: float = 30.0) -> dict[str, str]:
                 else:
                     raise BrokerUnavailable(f"creating {name} failed: {exc.args[0].str()}") from None
     return result
+
+
+def warm_up_group_coordinator(settings: Settings, timeout: float = 60.0) -> None:
+    """Commit one consumer-group offset so ``__consumer_offsets`` exists and has
+    leaders before several faust workers start at once: on a brand-new broker
+    their simultaneous first coordinator lookups were seen to leave one of them
+    waiting for minutes."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    topic = settings.topic("producer.health")
+    c = Consumer({**settings.kafka.librdkafka(), "group.id": f"{settings.topics.prefix}warmup",
+                  "enable.auto.commit": False, "session.timeout.ms": 10000})
+    try:
+        c.commit(offsets=[TopicPartition(topic, 0, 0)], asynchronous=False)
+    except KafkaException as exc:
+        raise BrokerUnavailable(f"group coordinator not available: {exc.args[0].str()}") from None
+    finally:
+        c.close()
