@@ -53,6 +53,7 @@ class Agent:
         self.publisher = Publisher(settings, spool_dir=ps.spool_dir, spool_max_bytes=ps.spool_max_bytes,
                                    metrics=self.metrics)
         self.cgroups = CgroupResolver()
+        self._observed: set[int] = set()  # cgroups already offered to the tracker
         self.containers: queue.SimpleQueue[tuple[str, dict | None]] = queue.SimpleQueue()
         self.tracker = None
         if ps.containers:
@@ -79,7 +80,12 @@ class Agent:
     # -- records -------------------------------------------------------------
     def _cgroup_path(self, cgroup_id: int) -> str | None:
         path = self.tracker.cgroup_path(cgroup_id) if self.tracker else None
-        return path or self.cgroups.path(cgroup_id)
+        if path is None:
+            path = self.cgroups.path(cgroup_id)
+            if self.tracker is not None and path is not None and cgroup_id not in self._observed:
+                self._observed.add(cgroup_id)
+                self.tracker.observe(cgroup_id, path)
+        return path
 
     def _on_record(self, data: int, size: int) -> None:
         try:

@@ -56,6 +56,7 @@ class ContainerTracker:
         self._lock = threading.Lock()
         self._by_container: dict[str, int] = {}  # container id -> cgroup id
         self._paths: dict[int, str] = {}  # cgroup id -> cgroup path
+        self._looking: set[str] = set()  # container ids being looked up
 
     # -- public --------------------------------------------------------------
     def start(self) -> None:
@@ -85,6 +86,32 @@ class ContainerTracker:
             self._thread.join(5)
         if self._client is not None:
             self._client.close()
+
+    def observe(self, cgroup_id_: int, path: str | None) -> None:
+        """A kernel event came from this cgroup. If its path names a container the
+        tracker has no record of (it started, and may have exited, before the API's
+        event stream said so), look it up now on another thread; the event's own
+        cgroup id is used, so the record joins even when the container is gone."""
+        if self._client is None or not path:
+            return
+        match = parse_cgroup_path(path)
+        if match is None:  # a host cgroup
+            return
+        with self._lock:
+            if match.container_id in self._by_container or match.container_id in self._looking:
+                return
+            self._looking.add(match.container_id)
+        threading.Thread(target=self._lookup, args=(match.container_id, cgroup_id_, path),
+                         name="containers-lookup", daemon=True).start()
+
+    def _lookup(self, cid: str, cg: int, path: str) -> None:
+        try:
+            self._publish_api(self._client.api.inspect_container(cid), known=(cg, path))
+        except Exception as exc:  # removed before we asked: the cgroup path is all there is
+            log.debug("container %s not found by the API: %s", cid[:12], exc)
+        finally:
+            with self._lock:
+                self._looking.discard(cid)
 
     def cgroup_path(self, cgroup_id_: int) -> str | None:
         with self._lock:
@@ -144,14 +171,14 @@ class ContainerTracker:
         elif action in _GONE:
             self._tombstone(cid)
 
-    def _publish_api(self, a: dict[str, Any]) -> None:
+    def _publish_api(self, a: dict[str, Any], known: tuple[int, str] | None = None) -> None:
         state = a.get("State") or {}
         pid = int(state.get("Pid") or 0)
-        if not pid:
+        if not pid and known is None:
             return  # not running: no cgroup to join on
         cfg = a.get("Config") or {}
         labels = {str(k): str(v) for k, v in (cfg.get("Labels") or {}).items()}
-        path = pid_cgroup_path(pid)
+        path = (pid_cgroup_path(pid) if pid else None) or (known[1] if known else None)
         match = parse_cgroup_path(path) if path else None
         runtime = self._runtime if "io.kubernetes.pod.uid" not in labels else "kubernetes"
         rec = self._record(
@@ -162,6 +189,10 @@ class ContainerTracker:
             pod_name=labels.get("io.kubernetes.pod.name"),
             pod_namespace=labels.get("io.kubernetes.pod.namespace"),
             pod_uid=labels.get("io.kubernetes.pod.uid") or (match.pod_uid if match else None))
+        if known is not None and (not rec["cgroup_id"] or rec["cgroup_path"] == known[1]):
+            rec["cgroup_id"] = known[0]  # the kernel's id, valid even after the cgroup is gone
+        if not rec["cgroup_id"]:
+            return  # exited before we could see its cgroup: nothing to join on
         self._emit(a["Id"], rec)
 
     # -- cgroup fallback -----------------------------------------------------

@@ -79,7 +79,8 @@ class LocalKafka:
         props = ndir / "server.properties"
         props.write_text(self._properties(node_id))
         if not (ndir / "data" / "meta.properties").exists():
-            self._java(libs, ndir, ["kafka.tools.StorageTool", "format", "-t", cluster_id,
+            # --cluster-id=ID: a base64 id may start with "-" and read as an option
+            self._java(libs, ndir, ["kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
                                     "-c", str(props), "--ignore-formatted"], wait=True)
         proc = self._java(libs, ndir, ["kafka.Kafka", str(props)], wait=False)
         (ndir / "kafka.pid").write_text(str(proc.pid))

@@ -24,7 +24,7 @@ from eunomia.schemas import AvroCodec
 from tests.conftest import BUSYBOX_IMAGE, free_port_block
 from tests.requirements import require_bpf, require_podman
 
-SCRIPT = ("sleep 2; cat /etc/shadow > /dev/null; echo x > /etc/eunomia-test; "
+SCRIPT = ("cat /etc/shadow > /dev/null; echo x > /etc/eunomia-test; "
           "nc -w 1 127.0.0.1 9 < /dev/null; unshare -m true; setpriv --reuid 65534 true; exit 3")
 codec = AvroCodec()
 
