@@ -36,6 +36,19 @@ class DeadLetters:
         self.count = 0
 
     @classmethod
+    def for_producer(cls, producer: Any, settings: Settings, processor: str,
+                     codec: AvroCodec | None = None) -> DeadLetters:
+        """Dead letters sent through a confluent-kafka producer (see ``app.fast_producer``)."""
+        from .app import produce
+
+        name = settings.topic("dlq")
+
+        def sink(key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+            produce(producer, name, key, value, headers)
+
+        return cls(processor, sink, codec)
+
+    @classmethod
     def for_app(cls, app: Any, settings: Settings, processor: str,
                 codec: AvroCodec | None = None) -> DeadLetters:
         """Dead letters sent through a faust app's producer (ordered with its other output)."""
