@@ -21,6 +21,7 @@ from typing import Any
 import faust
 
 from eunomia.config import Settings
+from eunomia.kafka.topics import TOPICS
 from eunomia.schemas import AvroCodec, CodecError
 
 from .app import create_app, partitioned_table
@@ -102,8 +103,13 @@ def build_app(settings: Settings, *, store: str = "memory://", web_port: int | N
               datadir: Any = None) -> faust.App:
     app = create_app("health", settings, store=store, web_port=web_port, datadir=datadir)
     codec = AvroCodec()
-    seq_table = partitioned_table(app, "seq", help="last raw.events seq per host/boot, reported gaps")
-    health_table = partitioned_table(app, "reported", help="reported lost ranges and drop totals")
+    # each table is co-partitioned with the topic that feeds it (faust waits
+    # forever on a table whose partition count differs from its source's)
+    parts = {spec.name: spec.partitions or settings.topics.partitions for spec in TOPICS}
+    seq_table = partitioned_table(app, "seq", partitions=parts["raw.events"],
+                                  help="last raw.events seq per host/boot, reported gaps")
+    health_table = partitioned_table(app, "reported", partitions=parts["producer.health"],
+                                     help="reported lost ranges and drop totals")
     out = _Output(settings)
     dlq_name, alerts_name = settings.topic("dlq"), settings.topic("alerts")
     dlq = DeadLetters("health", lambda k, v, h: out.produce(dlq_name, k, v, h), codec)
