@@ -94,6 +94,11 @@ def create_app(app_id: str, settings: Settings, *, store: str = "memory://",
         producer_max_batch_size=256 * 1024,
         producer_acks=-1,
         table_cleanup_interval=30.0,
+        # a changelog or internal topic this worker just created is missing from
+        # the consumer's metadata until the next refresh; aiokafka's default of
+        # 5 min left workers on a new broker unready for minutes
+        consumer_metadata_max_age_ms=5000,
+        producer_metadata_max_age_ms=5000,
         web_enabled=web_port is not None,
         web_port=web_port or 6066,
         web_bind="127.0.0.1",
