@@ -25,6 +25,7 @@ venv: $(VENV)/.installed
 
 kafka-jars: venv
 	@$(PY) -c 'from eunomia.config import LocalKafkaSettings as S; from eunomia.kafka.jars import ensure_jars; s=S(); print("kafka jars:", ensure_jars(s.cache_dir, s.version))'
+	@$(PY) -c 'from eunomia.kafka.schema_registry import ensure_registry; print("schema registry:", ensure_registry())'
 
 lint: venv
 	@$(VENV)/bin/ruff check .
