@@ -90,9 +90,12 @@ def run_up(settings: Settings, *, bootstrap: str | None, workers: list[str], pro
             sup.spawn("producer", ["producer"], penv)
             ports["producer"] = PRODUCER_METRICS_PORT
         for i, worker in enumerate(workers):
+            # one at a time: faust workers started together on a new broker were
+            # seen to wait minutes for their groups; one by one each is ready in seconds
             port = FIRST_WORKER_PORT + i
             sup.spawn(f"worker-{worker}", ["worker", worker],
                       {**env, "EUNOMIA_METRICS_PORT": str(port)})
+            _wait_ready({worker: port}, sup, stop, console)
             ports[worker] = port
         console.print(f"started {', '.join(ports)}; logs in {sup.log_dir}")
         from eunomia.live_view import LiveView
