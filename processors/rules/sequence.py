@@ -23,6 +23,10 @@ __all__ = ["SequenceRunner"]
 
 
 class SequenceRunner(Runner):
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.setup()
+
     def setup(self) -> None:
         steps = self.rule.steps
         self.n = len(steps)
@@ -42,8 +46,6 @@ class SequenceRunner(Runner):
         return min(ds) if ds else None
 
     def on_event(self, e: dict[str, Any], hits: list[int], until: bool) -> list[dict[str, Any]]:
-        if not hasattr(self, "n"):
-            self.setup()
         alerts: list[dict[str, Any]] = []
         ts = e["event"]["ts_ns"]
         if until:

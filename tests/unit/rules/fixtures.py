@@ -17,7 +17,7 @@ def parent(name: str, exec_id: str, pid: int = 1) -> dict[str, Any]:
 
 
 def ev(kind: str, t: float, *, name: str = "app", exec_id: str = "x1", container: str = "c1",
-       uid: int = 1000, pname: str = "runc", ancestors: list[dict[str, Any]] | None = None,
+       uid: int = 1000, pname: str = "conmon", ancestors: list[dict[str, Any]] | None = None,
        file: dict[str, Any] | None = None, dport: int | None = None, daddr: str = "10.0.0.9",
        syscall: str | None = None, outcome: str = "success", image: str = "busybox",
        args: list[str] | None = None, executable: str | None = None, eid: str | None = None,
@@ -47,7 +47,8 @@ def ev(kind: str, t: float, *, name: str = "app", exec_id: str = "x1", container
         e["network"] = {"family": "ipv4", "transport": "tcp"}
         e["destination"] = {"address": daddr, "port": dport}
     if syscall is not None:
-        e["syscall"] = {"name": syscall, "args": extra.pop("sargs", []), "str_arg": extra.pop("str_arg", None),
+        e["syscall"] = {"name": syscall, "args": extra.pop("sargs", []),
+                        "str_arg": extra.pop("str_arg", None),
                         "str_arg2": None, "target_pid": extra.pop("target_pid", 0),
                         "target_exec_id": None, "signal": None}
     for k, v in extra.items():
