@@ -28,6 +28,21 @@ PRODUCER_METRICS_PORT = 9464
 FIRST_WORKER_PORT = 9465
 
 
+def _port(preferred: int) -> int:
+    """The preferred port when free, else any free one: a second pipeline (or a
+    test) on the same host must not make this one fail."""
+    import socket
+
+    for candidate in (preferred, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", candidate))
+                return s.getsockname()[1]
+            except OSError:
+                continue
+    raise EunomiaError("no free port for the health endpoints")
+
+
 def _ready(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as resp:
@@ -84,15 +99,16 @@ def run_up(settings: Settings, *, bootstrap: str | None, workers: list[str], pro
                     if sock.exists():
                         break
                     time.sleep(0.1)
-            penv = {**env, "EUNOMIA_METRICS_PORT": str(PRODUCER_METRICS_PORT)}
+            pport = _port(PRODUCER_METRICS_PORT)
+            penv = {**env, "EUNOMIA_METRICS_PORT": str(pport)}
             if docker_host:
                 penv["DOCKER_HOST"] = docker_host
             sup.spawn("producer", ["producer"], penv)
-            ports["producer"] = PRODUCER_METRICS_PORT
+            ports["producer"] = pport
         for i, worker in enumerate(workers):
             # one at a time: faust workers started together on a new broker were
             # seen to wait minutes for their groups; one by one each is ready in seconds
-            port = FIRST_WORKER_PORT + i
+            port = _port(FIRST_WORKER_PORT + i)
             sup.spawn(f"worker-{worker}", ["worker", worker],
                       {**env, "EUNOMIA_METRICS_PORT": str(port)})
             _wait_ready({worker: port}, sup, stop, console)
@@ -101,7 +117,7 @@ def run_up(settings: Settings, *, bootstrap: str | None, workers: list[str], pro
         from eunomia.live_view import LiveView
 
         view = LiveView(settings, on_alert=None if live else _print_alert(console)).start()
-        _wait_ready(ports, sup, stop, console)
+        _wait_ready({k: v for k, v in ports.items() if k == "producer"}, sup, stop, console)
         if ready_file is not None:
             ready_file.write_text("ready\n")
         deadline = time.monotonic() + duration if duration else None
