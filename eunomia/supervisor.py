@@ -50,6 +50,16 @@ class Supervisor:
         self.children.append(child)
         return child
 
+    def discard(self, child: Child) -> None:
+        """Kill one child (its whole process group) and forget it."""
+        self._signal_group(child, signal.SIGKILL)
+        if child.proc is not None:
+            try:
+                child.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+        self.children.remove(child)
+
     def failed(self) -> list[Child]:
         """Children that exited on their own (a supervisor reports, never respawns silently)."""
         return [c for c in self.children if c.proc is not None and c.proc.poll() is not None]

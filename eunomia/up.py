@@ -109,9 +109,19 @@ def run_up(settings: Settings, *, bootstrap: str | None, workers: list[str], pro
             # one at a time: faust workers started together on a new broker were
             # seen to wait minutes for their groups; one by one each is ready in seconds
             port = _port(FIRST_WORKER_PORT + i)
-            sup.spawn(f"worker-{worker}", ["worker", worker],
-                      {**env, "EUNOMIA_METRICS_PORT": str(port)})
-            _wait_ready({worker: port}, sup, stop, console)
+            for attempt in range(1, 4):
+                child = sup.spawn(f"worker-{worker}", ["worker", worker],
+                                  {**env, "EUNOMIA_METRICS_PORT": str(port)})
+                try:
+                    _wait_ready({worker: port}, sup, stop, console, timeout=60.0)
+                    break
+                except EunomiaError:
+                    # a faust worker was seen to hang at start-up now and then;
+                    # a fresh process joins in seconds
+                    if attempt == 3 or stop.is_set():
+                        raise
+                    console.print(f"  {worker} not ready after 60 s: restarting it")
+                    sup.discard(child)
             ports[worker] = port
         console.print(f"started {', '.join(ports)}; logs in {sup.log_dir}")
         from eunomia.live_view import LiveView
