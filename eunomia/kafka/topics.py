@@ -30,7 +30,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("raw.events", "raw_event"),
     TopicSpec("raw.syscalls", "syscall_counts"),
     TopicSpec("containers", "container", compacted=True),
-    TopicSpec("producer.health", "producer_health", partitions=3),
+    TopicSpec("producer.health", "producer_health"),  # same count as raw.events: one faust app reads both
     TopicSpec("enriched.events", "enriched_event"),
     TopicSpec("alerts", "alert", partitions=3),
     TopicSpec("alerts.ocsf", None, partitions=3),
