@@ -3,7 +3,8 @@
 The kernel stamps events with the v2 cgroup id (the inode of the cgroup's
 directory); the enricher needs the path to tell a host process from a container
 it has no record of yet. The map is built by walking the v2 hierarchy and rebuilt
-on a miss, at most once per ``min_rescan_s``, so a busy host pays one dict lookup
+on a miss, at most once per ``min_rescan_s`` (a new container is usually a miss:
+its first events must resolve within its short life), so a busy host pays one dict lookup
 per event.
 """
 
@@ -19,7 +20,7 @@ __all__ = ["CgroupResolver"]
 
 
 class CgroupResolver:
-    def __init__(self, root: Path | None = None, *, min_rescan_s: float = 1.0) -> None:
+    def __init__(self, root: Path | None = None, *, min_rescan_s: float = 0.1) -> None:
         self.root = root or cgroup2_root()
         self.min_rescan_s = min_rescan_s
         self._paths: dict[int, str] = {}
