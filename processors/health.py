@@ -26,8 +26,8 @@ from eunomia.schemas import AvroCodec, CodecError
 
 from .app import create_app, partitioned_table
 from .dlq import DeadLetters
+from .output import WorkerOutput
 from .rules.alerts import alert_id
-from .seccomp_worker import _Output
 
 __all__ = ["GapTracker", "build_app", "drop_alert", "gap_alert"]
 
@@ -110,7 +110,7 @@ def build_app(settings: Settings, *, store: str = "memory://", web_port: int | N
                                   help="last raw.events seq per host/boot, reported gaps")
     health_table = partitioned_table(app, "reported", partitions=parts["producer.health"],
                                      help="reported lost ranges and drop totals")
-    out = _Output(settings)
+    out = WorkerOutput(settings)
     dlq_name, alerts_name = settings.topic("dlq"), settings.topic("alerts")
     dlq = DeadLetters("health", lambda k, v, h: out.produce(dlq_name, k, v, h), codec)
     raw = app.topic(settings.topic("raw.events"), key_type=bytes, value_type=bytes,

@@ -41,8 +41,8 @@ from eunomia.schemas import AvroCodec, CodecError
 
 from .app import create_app, partitioned_table
 from .dlq import DeadLetters
+from .output import WorkerOutput
 from .rules import Engine, RuleLoadError, RuleSet, load_files, ocsf_json, pack_files
-from .seccomp_worker import _Output
 
 __all__ = ["build_app", "load_rules"]
 
@@ -76,7 +76,7 @@ def build_app(settings: Settings, *, rule_paths: Sequence[Path] = (), default_pa
     state = partitioned_table(app, "engine-state", help="rule engine state per input partition")
     source = app.topic(settings.topic("enriched.events"), key_type=bytes, value_type=bytes,
                        key_serializer="raw", value_serializer="raw")
-    out = _Output(settings)
+    out = WorkerOutput(settings)
     dlq_name = settings.topic("dlq")
     dlq = DeadLetters("rules", lambda k, v, h: out.produce(dlq_name, k, v, h), codec)
     alerts_name, ocsf_name = settings.topic("alerts"), settings.topic("alerts.ocsf")

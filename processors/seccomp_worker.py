@@ -13,7 +13,6 @@ explicitly (``PartitionedTable``), as an agent would.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -28,6 +27,7 @@ from eunomia.schemas import AvroCodec, CodecError
 
 from .app import create_app, partitioned_table
 from .dlq import DeadLetters
+from .output import WorkerOutput
 from .rules.alerts import alert_id
 from .seccomp_profile import (
     Observation,
@@ -109,35 +109,6 @@ def violation_alert(state: dict[str, Any], obs: Observation, names: list[str]) -
     }
 
 
-class _Output:
-    """The worker's output (profiles, alerts, dead letters) through one
-    idempotent confluent-kafka producer; flushed off the event loop before the
-    agent moves on, so nothing acknowledged upstream is lost."""
-
-    def __init__(self, settings: Settings) -> None:
-        from confluent_kafka import Producer
-
-        self.producer = Producer({**settings.kafka.librdkafka(), "enable.idempotence": True,
-                                  "acks": "all", "linger.ms": 5})
-
-    def produce(self, topic: str, key: bytes, value: bytes,
-                headers: list[tuple[str, bytes]] | None = None) -> None:
-        while True:
-            try:
-                self.producer.produce(topic, value, key, headers=headers)
-                return
-            except BufferError:
-                self.producer.poll(0.05)
-
-    async def flush(self, timeout: float = 60.0) -> None:
-        if not len(self.producer):
-            self.producer.poll(0)
-            return
-        left = await asyncio.get_running_loop().run_in_executor(None, self.producer.flush, timeout)
-        if left:
-            raise RuntimeError(f"{left} seccomp outputs not acknowledged after {timeout} s")
-
-
 def build_app(settings: Settings, *, store: str = "memory://", web_port: int | None = None,
               datadir: Any = None, debounce_s: float = 5.0, max_wait_s: float = 60.0,
               learn_after_publish: bool = True, tick_s: float = 0.5) -> faust.App:
@@ -152,7 +123,7 @@ def build_app(settings: Settings, *, store: str = "memory://", web_port: int | N
     by_image = app.topic(by_image_name, key_type=bytes, value_type=bytes, key_serializer="raw",
                          value_serializer="raw", internal=True,
                          partitions=settings.topics.partitions)
-    out = _Output(settings)
+    out = WorkerOutput(settings)
     dlq_name = settings.topic("dlq")
     dlq = DeadLetters("seccomp", lambda k, v, h: out.produce(dlq_name, k, v, h), codec)
     profiles_name, alerts_name = settings.topic("seccomp.profiles"), settings.topic("alerts")
