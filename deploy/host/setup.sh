@@ -8,7 +8,8 @@ set -euo pipefail
 log() { printf 'setup: %s\n' "$*"; }
 
 need_pkgs=(bpfcc-tools python3-bpfcc bpftool linux-headers-amd64 podman runc
-           busybox-static libseccomp2 maven openjdk-17-jre-headless docker-compose)
+           busybox-static libseccomp2 maven openjdk-17-jre-headless docker-compose
+           gcc libc6-dev make xz-utils)
 missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
