@@ -175,11 +175,28 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except Exception as exc:
         import click
+        from pydantic import ValidationError
 
         if isinstance(exc, click.ClickException):
             exc.show()
             sys.exit(exc.exit_code)
+        if isinstance(exc, ValidationError):
+            Console(stderr=True, soft_wrap=True).print(
+                f"[red]error:[/] invalid configuration: {_validation_line(exc)}", highlight=False)
+            sys.exit(1)
         raise
+
+
+def _validation_line(exc: Exception) -> str:
+    """pydantic's errors as one line: ``field: message; ...`` (the value only if
+    it is not a secret: pydantic leaves SecretStr values out of ``msg``)."""
+    title: str = exc.title  # type: ignore[attr-defined]
+    section = "" if title == "Settings" else title.removesuffix("Settings").lower() + "."
+    parts = []
+    for err in exc.errors():  # type: ignore[attr-defined]
+        loc = ".".join(str(x) for x in err.get("loc", ()))
+        parts.append(f"{section}{loc}: {err['msg'].removeprefix('Value error, ')}")
+    return "; ".join(parts)
 
 
 if __name__ == "__main__":
