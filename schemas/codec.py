@@ -39,6 +39,7 @@ class AvroCodec:
         self.store = store or default_store()
         self.registry = registry
         self._headers: dict[str, bytes] = {}
+        self._tagged: dict[str, tuple[str, ...]] = {}
 
     def _header(self, name: str) -> bytes:
         header = self._headers.get(name)
@@ -51,10 +52,29 @@ class AvroCodec:
             self._headers[name] = header
         return header
 
+    def _tagged_unions(self, name: str) -> tuple[str, ...]:
+        """Top-level fields whose type is a union holding records."""
+        fields = self._tagged.get(name)
+        if fields is None:
+            fields = tuple(f["name"] for f in self.store.parsed(name).get("fields", ())
+                           if isinstance(f["type"], list)
+                           and any(isinstance(t, dict) and t.get("type") == "record" for t in f["type"]))
+            self._tagged[name] = fields
+        return fields
+
     def encode(self, name: str, record: dict[str, Any]) -> bytes:
         header = self._header(name)
         buf = io.BytesIO()
         buf.write(header)
+        # A union value that names its branch ("-type") is written with
+        # fastavro's tuple notation: the branch is taken as named instead of
+        # being validated against the union first, which cost the producer
+        # half its encode time (its payload union has over ten records).
+        for field in self._tagged_unions(name):
+            value = record.get(field)
+            if type(value) is dict and "-type" in value:
+                record = {**record, field: (value["-type"],
+                                            {k: v for k, v in value.items() if k != "-type"})}
         try:
             schemaless_writer(buf, self.store.parsed(name), record)
         except CodecError:
