@@ -92,11 +92,21 @@ class GapTracker:
 
     def _report(self, host: str, boot: str, first: int, last: int, ts: int, source: str
                 ) -> list[dict[str, Any]]:
-        key = f"gap|{host}|{boot}|{first}"
-        if self.state.get(key):
-            return []
-        self.state[key] = last
-        return [gap_alert(host, boot, first, last, ts, source)]
+        """Name each lost seq once. A heartbeat's range can grow after it was reported:
+        a heartbeat fits in a full spool where the next raw event does not, so it
+        carries (a, b) while b+1.. are still being dropped, and the next heartbeat
+        merges them into (a, c). Only the part not named yet, (b+1, c), is new."""
+        start = first
+        while True:
+            done = self.state.get(f"gap|{host}|{boot}|{start}")
+            if done is None:
+                break
+            if done >= last:
+                return []
+            start = done + 1
+        self.state[f"gap|{host}|{boot}|{first}"] = last
+        self.state[f"gap|{host}|{boot}|{start}"] = last
+        return [gap_alert(host, boot, start, last, ts, source)]
 
 
 def build_app(settings: Settings, *, store: str = "memory://", web_port: int | None = None,

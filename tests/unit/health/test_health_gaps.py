@@ -47,3 +47,16 @@ def test_growing_drops_alert_with_the_delta() -> None:
     assert t.on_health({**base, "drops_by_cause": {"ringbuf:open": 40}}) == []
     (b,) = t.on_health({**base, "drops_by_cause": {"ringbuf:open": 45}})
     assert b["event_count"] == 5 and b["alert_id"] != a["alert_id"]
+
+
+def test_a_range_that_grew_after_its_report_alerts_only_the_new_part() -> None:
+    t = GapTracker()
+    base = {"host_id": "h1", "boot_id": "b1", "ts_ns": 1, "drops_by_cause": {}}
+    (a,) = t.on_health({**base, "lost_ranges": [{"first": 10, "last": 20}]})
+    (b,) = t.on_health({**base, "lost_ranges": [{"first": 10, "last": 35}]})
+    assert (b["fields"]["first_seq"], b["fields"]["last_seq"]) == ("21", "35")
+    assert b["alert_id"] != a["alert_id"]
+    assert t.on_health({**base, "lost_ranges": [{"first": 10, "last": 35}]}) == []
+    assert t.on_health({**base, "lost_ranges": [{"first": 21, "last": 35}]}) == []
+    (c,) = t.on_health({**base, "lost_ranges": [{"first": 10, "last": 40}]})
+    assert (c["fields"]["first_seq"], c["fields"]["last_seq"]) == ("36", "40")
