@@ -53,27 +53,47 @@ class ContainerTracker:
         self._events: Any = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self.connected = threading.Event()
         self._lock = threading.Lock()
         self._by_container: dict[str, int] = {}  # container id -> cgroup id
         self._paths: dict[int, str] = {}  # cgroup id -> cgroup path
         self._looking: set[str] = set()  # container ids being looked up
+        # cgroups seen by the kernel before start() connected to the API (the
+        # agent attaches probes and takes its /proc snapshot first): looked up
+        # once connected, or a container that ran meanwhile would get no record
+        self._early: dict[int, str] | None = {}
 
     # -- public --------------------------------------------------------------
     def start(self) -> None:
-        self._client = self._connect()
-        if self._client is not None:
+        """Connect, list and follow on the tracker's own thread: a runtime API
+        slow to answer (podman's service starting cold) must not hold the
+        agent's loop, which would leave the ring buffer unread meanwhile.
+        ``connected`` is set once the first listing is published."""
+        self._thread = threading.Thread(target=self._run, name="containers", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        client = self._connect()
+        with self._lock:
+            self._client = client
+            early, self._early = self._early or {}, None
+        if client is not None:
             self.source = "api"
             since = int(time.time())
-            for c in self._client.containers.list():
-                self._publish_api(c.attrs)
-            self._thread = threading.Thread(target=self._follow, args=(since,),
-                                            name="containers-events", daemon=True)
+            try:
+                for c in client.containers.list():
+                    self._publish_api(c.attrs)
+            except Exception as exc:  # the event stream below retries; say it once
+                log.warning("listing containers failed (%s)", str(exc).splitlines()[0][:200])
+            for cg, path in early.items():
+                self.observe(cg, path)
+            self.connected.set()
+            self._follow(since)
         else:
             self.source = "cgroup"
             self._rescan()
-            self._thread = threading.Thread(target=self._rescan_loop, name="containers-rescan",
-                                            daemon=True)
-        self._thread.start()
+            self.connected.set()
+            self._rescan_loop()
 
     def stop(self) -> None:
         self._stop.set()
@@ -92,12 +112,17 @@ class ContainerTracker:
         tracker has no record of (it started, and may have exited, before the API's
         event stream said so), look it up now on another thread; the event's own
         cgroup id is used, so the record joins even when the container is gone."""
-        if self._client is None or not path:
+        if not path:
             return
         match = parse_cgroup_path(path)
         if match is None:  # a host cgroup
             return
         with self._lock:
+            if self._early is not None:  # not connected yet
+                self._early.setdefault(cgroup_id_, path)
+                return
+            if self._client is None:
+                return
             if match.container_id in self._by_container or match.container_id in self._looking:
                 return
             self._looking.add(match.container_id)

@@ -98,6 +98,7 @@ def test_tracker_follows_container_lifecycle(podman_socket: str, containers: lis
     rec_out = Recorder()
     tracker = ContainerTracker("host-e2e", podman_socket, rec_out)
     tracker.start()
+    assert tracker.connected.wait(60), "the tracker did not connect in 60 s"
     try:
         assert tracker.source == "api"
         _, rec = rec_out.wait_for(lambda k, r: r is not None and r["container_id"] == before_id)
@@ -135,6 +136,7 @@ def test_fallback_to_cgroup_paths_without_api(tmp_path: Path, containers: list[s
     tracker = ContainerTracker("host-e2e", f"unix://{tmp_path}/missing.sock", rec_out,
                                rescan_interval=0.5)
     tracker.start()
+    assert tracker.connected.wait(60), "the tracker did not connect in 60 s"
     try:
         assert tracker.source == "cgroup"
         lines = [r for r in caplog.records if "cgroup path only" in r.getMessage()]
