@@ -32,6 +32,14 @@ from .rules import Engine, RuleSet, load_files
 __all__ = ["END_OF_TIME", "OfflineReplay", "OfflineResult", "replay_offline"]
 
 END_OF_TIME = 2**62
+# Offline, a container's events wait in the enricher until the container's
+# record shows up in the recording, which can be seconds of event time later
+# (a short-lived container is looked up after the fact); meanwhile other
+# containers' events move the engine's watermark on. Live, each container's
+# events reach the rules engine of their own partition within the enrich
+# grace, in order. A reorder allowance larger than any grace gives offline the
+# in-order result, which is what live computes when nothing is late there.
+OFFLINE_LATENESS_NS = 30_000_000_000
 RAW = frozenset({"raw_event", "syscall_counts"})
 
 
@@ -49,7 +57,7 @@ class OfflineReplay:
     """Feeds decoded messages to the enricher and the engine; one instance per
     recording (both hold state)."""
 
-    def __init__(self, ruleset: RuleSet, *, lateness_ns: int = 2_000_000_000,
+    def __init__(self, ruleset: RuleSet, *, lateness_ns: int = OFFLINE_LATENESS_NS,
                  grace_ns: int = 5 * 10**9, codec: AvroCodec | None = None) -> None:
         self.codec = codec or AvroCodec()
         self.engine = Engine(ruleset, lateness_ns=lateness_ns)
@@ -61,6 +69,10 @@ class OfflineReplay:
         self.messages: Counter[str] = Counter()
 
     def feed(self, key: bytes | None, value: bytes | None) -> None:
+        if value is None and key is not None:  # a container removed (compacted topic)
+            self.messages["tombstone"] += 1
+            self._enriched(self.enricher.on_container(key.decode(errors="replace"), None))
+            return
         try:
             name, rec = self.codec.decode_named(value)
         except CodecError:
@@ -124,7 +136,7 @@ def load_rules(paths: Iterable[Path]) -> RuleSet:
 
 def replay_offline(path: Path, rules: Iterable[Path] | RuleSet, *, skip_corrupt: bool = False,
                    on_skip: Callable[[SkippedBlock], None] | None = None,
-                   lateness_ns: int = 2_000_000_000) -> OfflineResult:
+                   lateness_ns: int = OFFLINE_LATENESS_NS) -> OfflineResult:
     """The alerts the rules raise on a recording, deterministic for one file."""
     ruleset = rules if isinstance(rules, RuleSet) else load_rules(rules)
     reader = RecordingReader(path, skip_corrupt=skip_corrupt, on_skip=on_skip)
