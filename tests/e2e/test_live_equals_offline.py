@@ -10,6 +10,7 @@ two containers only (by name; other tests may run containers meanwhile).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -24,12 +25,40 @@ from eunomia.config import Settings
 from eunomia.demo import ATTACK_SCRIPT, BENIGN_ARGV
 from eunomia.kafka.topics import create_topics
 from eunomia.processors.record import record
+from eunomia.processors.recording import RecordedMessage, RecordingReader, RecordingWriter
 from eunomia.processors.replay_offline import replay_offline
 from eunomia.processors.rules import pack_files
+from eunomia.schemas import AvroCodec
 from tests.conftest import BUSYBOX_IMAGE, free_port_block
 from tests.e2e.test_seccomp_enforce_bpfcount import podman, start_worker, stop
 from tests.integration.test_seccomp_worker import consume_all, env_for
 from tests.requirements import require_bpf, require_podman
+
+
+def save_container(rec: Path, name: str, out: Path) -> None:
+    """The messages of one container (its record, its raw events and syscall
+    counts) from a recording of the whole host, under the default topic names."""
+    codec = AvroCodec()
+    msgs = list(RecordingReader(rec))
+    logical = RecordingReader(rec).logical_topics
+    keys = {m.key for m in msgs if m.value is not None and logical.get(m.topic) == "containers"
+            and codec.decode(m.value, "container")["name"] == name}
+    cgroups = {int(k.decode().rsplit("/", 1)[1]) for k in keys if k}
+    kept = []
+    for m in msgs:
+        topic = logical.get(m.topic, "")
+        if topic == "containers":
+            keep = m.key in keys
+        else:
+            keep = m.value is not None and codec.decode(m.value)["cgroup_id"] in cgroups
+        if keep:
+            kept.append(RecordedMessage(f"eunomia.{topic}", m.partition, m.offset, m.timestamp_ms,
+                                        m.value, m.key, m.headers))
+    topics = sorted({m.topic for m in kept})
+    with RecordingWriter(out, topics, logical={t: t.removeprefix("eunomia.") for t in topics}) as w:
+        for m in kept:
+            w.write(m)
+
 
 pytestmark = [pytest.mark.kafka, pytest.mark.bpf, pytest.mark.podman, pytest.mark.root]
 
@@ -100,5 +129,9 @@ def test_live_alerts_equal_offline_replay_of_the_recording(pipeline: None, setti
         live = {a["alert_id"]: a["rule_id"] for _, a in live_msgs if a["container_name"] in ours}
         print(f"\nlive {sorted(set(live.values()))} / offline {sorted(set(want.values()))}")
         assert live == want
+        out = os.environ.get("EUNOMIA_SCENARIO_OUT")
+        if out:  # refresh the captured part of tests/data/scenarios
+            for name, label in ((attack, "attack"), (benign, "benign")):
+                save_container(rec, name, Path(out) / f"captured-demo-{label}.avro")
     finally:
         podman("rm", "-f", attack, benign)
