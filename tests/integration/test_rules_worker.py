@@ -515,6 +515,9 @@ BROKEN_RULE = """\
 
 def test_sighup_with_broken_rule_file_keeps_old_rules_and_state(settings: Settings, workers: list[Worker],
                                                                  tmp_path: Path) -> None:
+    """A broken file on SIGHUP: rejected with file:line:column, the worker runs on
+    with the old rules and their state. Then a good one: the changed site rule
+    takes effect and a sequence begun before the reload still completes."""
     site = tmp_path / "site.yaml"
     site.write_text(SITE_RULE)
     ruleset = load_files([*pack_files(), site])
@@ -530,14 +533,14 @@ def test_sighup_with_broken_rule_file_keeps_old_rules_and_state(settings: Settin
     after = build([ev("open", t0 + 5, file={"path": "/tmp/eunomia-canary"}, eid=f"{tag}-c2", **c),
                    ev("connect", t0 + 6, name="nc", exec_id=f"{tag}-nc", ancestors=tree, dport=4444,
                       eid=f"{tag}-nc", **c)], keys)
-    everything = offline_alerts(ruleset, [it.record for it in before + after])
+    old = offline_alerts(ruleset, [it.record for it in before + after])
 
-    def ids_of(rule: str, first_event: str) -> set[str]:
-        return {a["alert_id"] for a in everything if a["rule_id"] == rule
+    def ids_of(alerts: list[dict[str, Any]], rule: str, first_event: str) -> set[str]:
+        return {a["alert_id"] for a in alerts if a["rule_id"] == rule
                 and a["events"][0]["id"] == first_event}
 
-    canary1, canary2 = ids_of("SITE-1", f"{tag}-c1"), ids_of("SITE-1", f"{tag}-c2")
-    reverse_shell = ids_of("EUN-1002", f"{tag}-sh")  # the shell before the reload, the connect after
+    canary1, canary2 = ids_of(old, "SITE-1", f"{tag}-c1"), ids_of(old, "SITE-1", f"{tag}-c2")
+    reverse_shell = ids_of(old, "EUN-1002", f"{tag}-sh")  # the shell before the reload, the connect after
     assert len(canary1) == len(canary2) == len(reverse_shell) == 1
     alerts = Alerts(settings)
     try:
@@ -560,6 +563,36 @@ def test_sighup_with_broken_rule_file_keeps_old_rules_and_state(settings: Settin
         publish(settings, after)
         alerts.avro.until(lambda: (canary2 | reverse_shell) <= alerts.ids(),
                           "the old site rule and the sequence begun before the reload",
+                          alive=w.check_alive)
+
+        # a good reload: SITE-1 now watches another path; EUN-1002 is unchanged
+        sh2 = f"hup-{tag}-sh2"
+        tree2 = [parent("sh", sh2, 50), parent("runc", "p0")]
+        begun = build([ev("exec", t0 + 10, name="sh", exec_id=sh2, eid=f"{tag}-sh2", **c)], keys)
+        finished = build([ev("open", t0 + 14, file={"path": "/tmp/eunomia-canary-2"}, eid=f"{tag}-c3", **c),
+                          ev("connect", t0 + 15, name="nc", exec_id=f"{tag}-nc2", ancestors=tree2,
+                             dport=4444, eid=f"{tag}-nc2", **c)], keys)
+        changed = SITE_RULE.replace("/tmp/eunomia-canary", "/tmp/eunomia-canary-2")
+        (tmp_path / "next.yaml").write_text(changed)
+        new = offline_alerts(load_files([*pack_files(), tmp_path / "next.yaml"]),
+                             [it.record for it in before + after + begun + finished])
+        shell2 = ids_of(old + offline_alerts(ruleset, [it.record for it in begun]), "EUN-1001",
+                        f"{tag}-sh2")
+        canary3, reverse_shell2 = ids_of(new, "SITE-1", f"{tag}-c3"), ids_of(new, "EUN-1002", f"{tag}-sh2")
+        assert len(shell2) == len(canary3) == len(reverse_shell2) == 1
+        publish(settings, begun)
+        alerts.avro.until(lambda: shell2 <= alerts.ids(), "the second shell", alive=w.check_alive)
+        site.write_text(changed)
+        w.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 60
+        while w.metric("eunomia_rules_reloads_total", 'result="ok"') < 1:
+            w.check_alive()
+            if time.monotonic() > deadline:
+                pytest.fail("the good reload was not applied")
+            time.sleep(0.2)
+        publish(settings, finished)
+        alerts.avro.until(lambda: (canary3 | reverse_shell2) <= alerts.ids(),
+                          "the new site rule and the sequence begun before the good reload",
                           alive=w.check_alive)
         w.check_alive()
     finally:
