@@ -38,7 +38,7 @@ from .seccomp_profile import (
     publish_due,
     violations,
 )
-from .syscall_names import resolve
+from .syscall_names import SyscallTableError, resolve, scmp_arches
 
 __all__ = ["RULE_ID", "build_app", "observation", "violation_alert"]
 
@@ -49,13 +49,18 @@ SEVERITY_HIGH = 4  # OCSF
 
 def observation(ev: dict[str, Any]) -> Observation | None:
     """The image-level facts of an enriched event; None unless it is a
-    syscall_counts record of a container with a known image."""
+    syscall_counts record of a container with a known image.
+
+    An architecture no profile can name (unknown to libseccomp, or without OCI
+    architecture names) raises ``SyscallTableError`` here, so the record is a
+    dead letter instead of crashing the agent when its profile is published."""
     usage = ev.get("syscalls")
     c = ev["container"]
     image = c.get("image_name") or c.get("image_id")
     if ev["event"]["kind"] != "syscall_counts" or usage is None or not image:
         return None
     arch = usage["arch"] or "x86_64"
+    scmp_arches(arch)
     names: list[str] = []
     unresolved: list[int] = []
     for cnt in usage["counts"]:
@@ -141,7 +146,7 @@ def build_app(settings: Settings, *, store: str = "memory://", web_port: int | N
             msg = ev.message
             try:
                 obs = observation(codec.decode(msg.value, expect="enriched_event"))
-            except (CodecError, KeyError, TypeError, ValueError) as exc:
+            except (CodecError, SyscallTableError, KeyError, TypeError, ValueError) as exc:
                 dlq.send(msg.topic, msg.partition, msg.offset, msg.key, msg.value, exc)
                 await out.flush()
                 continue
