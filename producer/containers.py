@@ -42,11 +42,12 @@ class ContainerTracker:
     """
 
     def __init__(self, host_id: str, docker_host: str | None, on_record: OnRecord, *,
-                 rescan_interval: float = 2.0) -> None:
+                 rescan_interval: float = 2.0, api_retry_s: float = 30.0) -> None:
         self.host_id = host_id
         self.docker_host = docker_host
         self.on_record = on_record
         self.rescan_interval = rescan_interval
+        self.api_retry_s = api_retry_s
         self.source = "none"
         self._client: Any = None
         self._runtime = "docker"
@@ -77,23 +78,27 @@ class ContainerTracker:
         with self._lock:
             self._client = client
             early, self._early = self._early or {}, None
-        if client is not None:
-            self.source = "api"
-            since = int(time.time())
-            try:
-                for c in client.containers.list():
-                    self._publish_api(c.attrs)
-            except Exception as exc:  # the event stream below retries; say it once
-                log.warning("listing containers failed (%s)", str(exc).splitlines()[0][:200])
-            for cg, path in early.items():
-                self.observe(cg, path)
-            self.connected.set()
-            self._follow(since)
-        else:
+        if client is None:
             self.source = "cgroup"
             self._rescan()
             self.connected.set()
-            self._rescan_loop()
+            client = self._rescan_loop()
+            if client is None:
+                return
+            log.warning("the container runtime API answers now: names, images and labels follow")
+            with self._lock:
+                self._client = client
+        self.source = "api"
+        since = int(time.time())
+        try:
+            for c in client.containers.list():
+                self._publish_api(c.attrs)
+        except Exception as exc:  # the event stream below retries; say it once
+            log.warning("listing containers failed (%s)", str(exc).splitlines()[0][:200])
+        for cg, path in early.items():
+            self.observe(cg, path)
+        self.connected.set()
+        self._follow(since)
 
     def stop(self) -> None:
         self._stop.set()
@@ -148,22 +153,23 @@ class ContainerTracker:
             return dict(self._by_container)
 
     # -- runtime API ---------------------------------------------------------
-    def _connect(self) -> Any:
+    def _connect(self, quiet: bool = False) -> Any:
         import docker
 
+        warn = log.debug if quiet else log.warning
         url = self.docker_host or os.environ.get("DOCKER_HOST")
         if not url:
             url = next((f"unix://{p}" for p in _DEFAULT_SOCKETS if Path(p).exists()), None)
         if not url:
-            log.warning("no container runtime API socket found (%s); recognising containers "
-                        "by cgroup path only", ", ".join(_DEFAULT_SOCKETS))
+            warn("no container runtime API socket found (%s); recognising containers "
+                 "by cgroup path only", ", ".join(_DEFAULT_SOCKETS))
             return None
         try:
             client = docker.DockerClient(base_url=url, timeout=10)
             version = client.version()
         except Exception as exc:
-            log.warning("no container runtime API at %s (%s); recognising containers by cgroup "
-                        "path only", url, str(exc).splitlines()[0][:200])
+            warn("no container runtime API at %s (%s); recognising containers by cgroup "
+                 "path only", url, str(exc).splitlines()[0][:200])
             return None
         names = " ".join(c.get("Name", "") for c in version.get("Components", []))
         self._runtime = "podman" if "podman" in names.lower() else "docker"
@@ -221,12 +227,22 @@ class ContainerTracker:
         self._emit(a["Id"], rec)
 
     # -- cgroup fallback -----------------------------------------------------
-    def _rescan_loop(self) -> None:
+    def _rescan_loop(self) -> Any:
+        """Recognise containers by cgroup path until stopped, asking for the
+        runtime API again every ``api_retry_s`` (it may start after the agent,
+        as a socket-activated podman service does); returns its client then."""
+        next_try = time.monotonic() + self.api_retry_s
         while not self._stop.wait(self.rescan_interval):
             try:
                 self._rescan()
             except Exception:  # a bug here must not kill the agent; keep the trace
                 log.exception("cgroup rescan failed")
+            if time.monotonic() >= next_try:
+                next_try = time.monotonic() + self.api_retry_s
+                client = self._connect(quiet=True)
+                if client is not None:
+                    return client
+        return None
 
     def _rescan(self) -> None:
         """Find container cgroups among running processes; tombstone the vanished."""

@@ -149,3 +149,36 @@ def test_fallback_to_cgroup_paths_without_api(tmp_path: Path, containers: list[s
         rec_out.wait_for(lambda k, r: k == key and r is None)
     finally:
         tracker.stop()
+
+
+def test_an_api_that_starts_later_is_picked_up(tmp_path: Path, containers: list[str]) -> None:
+    """Started before the runtime API (a socket-activated podman service),
+    the tracker recognises containers by cgroup path, then switches to the
+    API once it answers, and names them."""
+    from tests.requirements import require_podman
+
+    require_podman()
+    sock = tmp_path / "late.sock"
+    rec_out = Recorder()
+    tracker = ContainerTracker("host-e2e", f"unix://{sock}", rec_out, rescan_interval=0.5,
+                               api_retry_s=1.0)
+    tracker.start()
+    service = None
+    try:
+        assert tracker.connected.wait(60)
+        assert tracker.source == "cgroup"
+        service = subprocess.Popen(["podman", "system", "service", "--time=0", f"unix://{sock}"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 90
+        while tracker.source != "api":
+            assert time.monotonic() < deadline, "the tracker never switched to the API"
+            time.sleep(0.2)
+        name, cid, _ = run_container(containers, "team=late")
+        _, rec = rec_out.wait_for(lambda k, r: r is not None and r["container_id"] == cid
+                                  and r["source"] == "api", timeout=60)
+        assert rec["name"] == name and rec["labels"]["team"] == "late"
+    finally:
+        tracker.stop()
+        if service is not None:
+            service.terminate()
+            service.wait(30)
