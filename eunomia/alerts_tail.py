@@ -7,10 +7,9 @@ import time
 import uuid
 from collections.abc import Iterator
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from eunomia.config import Settings
-from eunomia.errors import BrokerUnavailable
 from eunomia.schemas import AvroCodec, CodecError
 
 __all__ = ["tail_alerts"]
@@ -21,16 +20,15 @@ def tail_alerts(settings: Settings, *, follow: bool, last: int | None = None,
     """Yield decoded alerts from the start of the topic (or its last N per
     partition); without ``follow`` stop once the end is reached."""
     topic = settings.topic("alerts")
-    consumer = Consumer({**settings.kafka.librdkafka(), "group.id": f"eunomia-tail-{uuid.uuid4().hex[:8]}",
+    from eunomia.kafka.reach import ClientErrors, metadata
+
+    errors = ClientErrors()
+    consumer = Consumer({**errors.config(settings), "group.id": f"eunomia-tail-{uuid.uuid4().hex[:8]}",
                          "enable.auto.commit": False, "auto.offset.reset": "earliest",
                          "enable.partition.eof": True})
     codec = AvroCodec()
     try:
-        try:
-            md = consumer.list_topics(topic, timeout=10)
-        except KafkaException as exc:
-            raise BrokerUnavailable(
-                f"no Kafka broker at {settings.kafka.bootstrap_servers}: {exc.args[0].str()}") from None
+        md = metadata(consumer, errors, settings, topic, timeout=10)
         parts = list(md.topics[topic].partitions) if topic in md.topics else []
         assignment = []
         for p in parts:

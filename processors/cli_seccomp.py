@@ -24,22 +24,20 @@ class ProfileNotFound(EunomiaError):
 
 def read_profiles(settings: Any, timeout: float = 30.0) -> dict[str, dict[str, Any]]:
     """image -> latest seccomp_profile record (highest version wins)."""
-    from confluent_kafka import Consumer, KafkaException, TopicPartition
+    from confluent_kafka import Consumer, TopicPartition
 
-    from eunomia.errors import BrokerUnavailable
     from eunomia.schemas import AvroCodec, CodecError
 
     name = settings.topic("seccomp.profiles")
-    consumer = Consumer({**settings.kafka.librdkafka(), "group.id": f"eunomia-cli-{time.time_ns()}",
+    from eunomia.kafka.reach import ClientErrors, metadata
+
+    errors = ClientErrors()
+    consumer = Consumer({**errors.config(settings), "group.id": f"eunomia-cli-{time.time_ns()}",
                          "enable.auto.commit": False, "auto.offset.reset": "earliest"})
     codec = AvroCodec()
     latest: dict[str, dict[str, Any]] = {}
     try:
-        try:
-            meta = consumer.list_topics(name, timeout=timeout)
-        except KafkaException as exc:
-            raise BrokerUnavailable(f"no Kafka broker at {settings.kafka.bootstrap_servers}: "
-                                    f"{exc.args[0].str()}") from None
+        meta = metadata(consumer, errors, settings, name, timeout=timeout)
         topic = meta.topics.get(name)
         if topic is None or topic.error is not None:
             return {}

@@ -65,12 +65,11 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
 
 def create_topics(settings: Settings, timeout: float = 30.0) -> dict[str, str]:
     """Create the topics that do not exist yet; returns name -> created|exists."""
-    admin = AdminClient(settings.kafka.librdkafka())
-    try:
-        existing = set(admin.list_topics(timeout=timeout).topics)
-    except KafkaException as exc:
-        raise BrokerUnavailable(
-            f"no Kafka broker at {settings.kafka.bootstrap_servers}: {exc.args[0].str()}") from None
+    from .reach import ClientErrors, metadata
+
+    errors = ClientErrors()
+    admin = AdminClient(errors.config(settings))
+    existing = set(metadata(admin, errors, settings, timeout=timeout).topics)
     result: dict[str, str] = {}
     todo = []
     for nt in topic_specs(settings):
