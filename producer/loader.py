@@ -78,8 +78,13 @@ def _capabilities() -> int:
 
 def tracefs() -> Path:
     for p in TRACEFS_CANDIDATES:
-        if (p / "events").is_dir():
-            return p
+        try:
+            if (p / "events").is_dir():
+                return p
+        except PermissionError:
+            raise NotPrivileged(f"cannot read {p} (tracefs is root-only): run as root, or give "
+                                "the producer CAP_DAC_READ_SEARCH with CAP_BPF and CAP_PERFMON"
+                                ) from None
     raise NoTracefs("tracefs is not mounted: mount -t tracefs tracefs /sys/kernel/tracing "
                     "(or run deploy/host/setup.sh)")
 
