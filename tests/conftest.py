@@ -73,8 +73,22 @@ def _warm_up_group_coordinator(bootstrap: str) -> None:
     p.flush(30)
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "eunomia-warmup",
                   "enable.auto.commit": False})
-    c.commit(offsets=[TopicPartition("eunomia-warmup", 0, 1)], asynchronous=False)
-    c.close()
+    import time
+
+    from confluent_kafka import KafkaException
+
+    deadline = time.monotonic() + 60
+    try:
+        while True:  # the coordinator may still be moving in: NOT_COORDINATOR, then it settles
+            try:
+                c.commit(offsets=[TopicPartition("eunomia-warmup", 0, 1)], asynchronous=False)
+                return
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+    finally:
+        c.close()
 
 
 @pytest.fixture
