@@ -204,8 +204,11 @@ def main() -> None:
         stop.set()
         loader.join()
         load_rate = loaded[0] / (time.monotonic() - t_load) if loaded else 0.0
-        if len(lat) < actions * 0.9:
-            raise RuntimeError(f"only {len(lat)} of {actions} alerts arrived; seen {seen}")
+        if not lat:
+            raise RuntimeError(f"none of {actions} alerts arrived; seen {seen}")
+        if len(lat) < actions:
+            # the pipeline fell behind the load: say so, and report the alerts that came
+            print(f"only {len(lat)} of {actions} alerts arrived within 120 s of the last action")
         print(f"{len(lat)} alerts; background load {load_rate:,.0f} connects/s; "
               f"latency p50 {pct(lat, 0.5) * 1000:.0f} ms p99 {pct(lat, 0.99) * 1000:.0f} ms; "
               f"relay baseline p50 {statistics.median(baseline) * 1000:.1f} ms")
@@ -216,6 +219,8 @@ def main() -> None:
                    "bare 3-hop Kafka relay p99", unit="ms", goal="p99 <= 1000 ms", higher_is_better=False),
             Figure("e2e", "background load during the run", load_rate, args.load, "asked rate",
                    unit="events/s", goal=">= 5k events/s"),
+            Figure("e2e", "alerts arrived within 120 s", len(lat), actions, "scripted actions",
+                   unit="alerts", goal="all"),
         ]
         for name, mb in sorted(rss.items()):
             figures.append(Figure("e2e", f"peak RSS {name}", mb, 150.0, "150 MB budget", unit="MB",
