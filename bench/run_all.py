@@ -27,20 +27,30 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
     args = p.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    lines = args.out.with_suffix(".jsonl")
-    lines.unlink(missing_ok=True)
+    # one JSON-lines file per script: --only reruns some and keeps the others' figures
+    parts = args.out.parent / "parts"
+    parts.mkdir(exist_ok=True)
     console = Console()
     scripts = sorted(s for s in HERE.glob("*.py") if not s.name.startswith("_") and s.name != "run_all.py")
     if args.only:
         scripts = [s for s in scripts if s.stem in args.only]
     status: dict[str, str] = {}
+    if args.only and args.out.exists():
+        status = {k: v for k, v in json.loads(args.out.read_text()).get("status", {}).items()
+                  if k not in args.only}
+    else:
+        for old in parts.glob("*.jsonl"):
+            old.unlink()
     for script in scripts:
         console.rule(f"bench/{script.name}")
         t0 = time.monotonic()
+        lines = parts / f"{script.stem}.jsonl"
+        lines.unlink(missing_ok=True)
         cmd = [sys.executable, str(script), "--json", str(lines)] + (["--quick"] if args.quick else [])
         rc = subprocess.call(cmd, cwd=HERE.parent)
         status[script.stem] = f"ok ({time.monotonic() - t0:.0f}s)" if rc == 0 else f"FAILED rc={rc}"
-    figures = [json.loads(ln) for ln in lines.read_text().splitlines()] if lines.exists() else []
+    figures = [json.loads(ln) for part in sorted(parts.glob("*.jsonl"))
+               for ln in part.read_text().splitlines()]
     table = Table("bench", "figure", "ours", "baseline", "ratio", "goal", title="Eunomia Stream benchmarks")
     for f in figures:
         table.add_row(f["bench"], f["figure"], f"{f['ours']:,.1f} {f['unit']}",
