@@ -35,6 +35,15 @@ def _settings(bootstrap: str, prefix: str) -> Settings:
                     topics=TopicSettings(prefix=prefix, partitions=3))
 
 
+def _vm_hwm_mb() -> float:
+    """This process's own peak RSS: ru_maxrss would report the parent's peak
+    when that was higher (it is inherited across fork and exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def role_main(role: str, bootstrap: str, prefix: str, n: int, result: Path) -> None:
     """Inside a worker process: build the app, time first..N-th event, write JSON, exit."""
     import faust
@@ -77,7 +86,7 @@ def role_main(role: str, bootstrap: str, prefix: str, n: int, result: Path) -> N
             rate = (c - t["c0"]) / (t["flushed"] - t["first"])
             result.write_text(json.dumps({
                 "rate": rate, "events": c,
-                "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                "rss_mb": _vm_hwm_mb()}))
             os.kill(os.getpid(), signal.SIGTERM)
 
     run_worker(app, settings, loglevel="ERROR")
