@@ -1,47 +1,116 @@
-"""A real podman container with Kubernetes-style labels, captured by the real
-producer and enriched by a real enrich worker: its events on enriched.events
-carry the container's name, image, labels and the pod's name, namespace and
-uid (what a kubelet's CRI labels give a real pod's containers)."""
+"""The whole front of the pipeline with nothing simulated: the real producer
+(bcc on the real kernel, podman's API for container records), a real enrich
+worker process and a real podman container carrying the labels a kubelet puts
+on a pod's containers. Its events must leave enriched.events with its name,
+image, labels and pod fields: here the identity comes from podman through the
+producer, not from a record the test wrote itself."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from eunomia.config import Settings
-from tests.conftest import BUSYBOX_IMAGE
-from tests.e2e.test_live_equals_offline import pipeline  # noqa: F401 - the fixture
-from tests.e2e.test_seccomp_enforce_bpfcount import podman
+from eunomia.kafka.topics import create_topics
+from tests.conftest import BUSYBOX_IMAGE, free_port_block
+from tests.requirements import require_bpf, require_podman, require_root
 from tests.unit.enrich import kafka_io
 
 pytestmark = [pytest.mark.kafka, pytest.mark.bpf, pytest.mark.podman, pytest.mark.root]
 
+SCRIPT = "cat /etc/shadow > /dev/null; nc -w 1 127.0.0.1 9 < /dev/null; exit 4"
+# Generous: the record comes through podman's event stream and an inspect, which
+# on a loaded shared host can take longer than the default 5 s of event time;
+# this test is about the join, the grace itself is tested in
+# tests/integration/test_enrich_worker.py.
+GRACE_S = "60"
 
-def test_container_and_pod_fields(pipeline: None, settings: Settings, tmp_path: Path) -> None:  # noqa: F811
-    name = f"enr-{uuid.uuid4().hex[:8]}"
-    pod_uid = str(uuid.uuid4())
-    labels = {"io.kubernetes.pod.name": "web-7d9f", "io.kubernetes.pod.namespace": "shop",
-              "io.kubernetes.pod.uid": pod_uid, "team": "blue"}
-    args = [a for k, v in labels.items() for a in ("--label", f"{k}={v}")]
+
+@pytest.fixture
+def producer(settings: Settings, podman_socket: str, tmp_path: Path) -> Iterator[subprocess.Popen]:
+    """The producer as tests/e2e/test_producer_capture.py runs it, ready on /readyz."""
+    require_root()
+    require_bpf()
+    require_podman()
+    create_topics(settings)
+    port = free_port_block()
+    env = {**os.environ, "EUNOMIA_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+           "EUNOMIA_TOPICS__PREFIX": settings.topics.prefix, "EUNOMIA_METRICS_PORT": str(port),
+           "EUNOMIA_PRODUCER__SPOOL_DIR": str(tmp_path / "spool"), "DOCKER_HOST": podman_socket}
+    log = open(tmp_path / "producer.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([sys.executable, "-m", "eunomia", "producer"], env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
     try:
-        run = podman("run", "--name", name, *args, BUSYBOX_IMAGE, "sh", "-c",
-                     "sleep 1; cat /etc/hostname; ls /etc > /dev/null")
-        assert run.returncode == 0, run.stderr
-
-        def mine(out: list) -> list[dict]:
-            return [v for _, v, _, _ in out if (v.get("container") or {}).get("name") == name]
-
-        out = kafka_io.consume(settings, "enriched.events", timeout=120,
-                               until=lambda out: any(v["event"]["kind"] == "exec" for v in mine(out)))
-        events = mine(out)
-        assert any(e["event"]["kind"] == "exec" for e in events), "no exec of the container enriched"
-        for e in events:
-            c, o = e["container"], e["orchestrator"]
-            assert c["image_name"] == BUSYBOX_IMAGE and c["metadata_complete"] is True
-            assert {k: c["labels"].get(k) for k in labels} == labels
-            assert o is not None and (o["pod_name"], o["namespace"], o["pod_uid"]) == (
-                "web-7d9f", "shop", pod_uid)
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, (tmp_path / "producer.log").read_text()[-3000:]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "producer not ready in 120 s"
+            time.sleep(0.5)
+        yield proc
     finally:
-        podman("rm", "-f", name)
+        kafka_io.stop(proc, timeout=60)
+        log.close()
+
+
+def test_podman_container_events_come_out_enriched_with_its_identity_and_pod(
+        producer: subprocess.Popen, settings: Settings, tmp_path: Path) -> None:
+    name = f"eunomia-enrich-{uuid.uuid4().hex[:6]}"
+    pod_uid = str(uuid.uuid4())
+    labels = {"io.kubernetes.pod.name": "web-0", "io.kubernetes.pod.namespace": "shop",
+              "io.kubernetes.pod.uid": pod_uid, "team": "blue"}
+    label_args = [a for k, v in labels.items() for a in ("--label", f"{k}={v}")]
+    worker = kafka_io.start_worker(settings, "enrich", tmp_path / "enrich", "--grace", GRACE_S)
+    try:
+        run = subprocess.run(["podman", "run", "--name", name, *label_args, BUSYBOX_IMAGE,
+                              "sh", "-c", SCRIPT], capture_output=True, text=True, timeout=120)
+        assert run.returncode == 4, run.stderr
+        cid = subprocess.run(["podman", "inspect", "-f", "{{.Id}}", name], capture_output=True,
+                             text=True, timeout=60).stdout.strip()
+
+        def mine(out: list[Any]) -> list[dict[str, Any]]:
+            return [v for _, v, _, _ in out if v["container"]["name"] == name]
+
+        def done(out: list[Any]) -> bool:
+            return any(v["event"]["kind"] == "exit" and v["process"]["exit_code"] == 4
+                       for v in mine(out))
+
+        got = kafka_io.consume(settings, "enriched.events", until=done, timeout=240)
+        out = mine(got)
+    finally:
+        kafka_io.stop(worker)
+        subprocess.run(["podman", "rm", "-f", "-t", "0", name], capture_output=True, timeout=60)
+    by_id = [(v["event"]["kind"], v["container"]["metadata_complete"]) for _, v, _, _ in got
+             if v["container"]["id"] == cid]
+    assert done(got), (f"no exit 4 named {name} among {len(got)} enriched events; "
+                       f"those of its id {cid}: (kind, metadata_complete) {by_id[:20]}")
+    kinds = {v["event"]["kind"] for v in out}
+    assert {"exec", "exit", "open", "connect"} <= kinds, kinds
+    ids = {v["container"]["id"] for v in out}
+    assert len(ids) == 1 and len(next(iter(ids))) == 64, ids
+    for v in out:
+        c = v["container"]
+        assert c["image_name"].startswith("localhost/eunomia-busybox"), c["image_name"]
+        # the producer names the runtime of a container with a pod uid "kubernetes"
+        assert c["runtime"] == "kubernetes" and c["metadata_complete"] is True
+        assert c["id"] == cid
+        assert {k: c["labels"].get(k) for k in labels} == labels, c["labels"]
+        assert v["orchestrator"] == {"namespace": "shop", "pod_name": "web-0", "pod_uid": pod_uid}
+    sh = [v for v in out if v["event"]["kind"] == "exec" and (v["process"]["args"] or [])[:2] == ["sh", "-c"]]
+    assert sh and sh[0]["process"]["name"] == "sh"
+    exits = [v for v in out if v["event"]["kind"] == "exit" and v["process"]["exit_code"] == 4]
+    assert exits[0]["process"]["exec_id"] == sh[0]["process"]["exec_id"], "the exit's lineage"
