@@ -1,10 +1,12 @@
 """The enrich worker as a real faust process on a real broker: events that
 arrive before their container's record, pid reuse, and a SIGKILLed worker whose
-successor rebuilds lineage from the changelog. (Garbage on every input topic:
+successor rebuilds lineage from the changelog, and garbage between valid raw
+events. (Garbage of eleven kinds on every input topic and every worker:
 tests/integration/test_bad_input.py.)"""
 
 from __future__ import annotations
 
+import random
 import signal
 import time
 import uuid
@@ -160,3 +162,51 @@ def test_sigkilled_worker_successor_rebuilds_lineage_from_the_changelog(settings
     # the parent is known from before the kill (the supervisor's own parent never is)
     assert sample[1] == "worker" and sample[5] == "svc"
     assert sample[2] == factory.exec_id("h-kill", 10, 5) and sample[2] in sample[3]
+
+
+def test_garbage_interleaved_on_raw_events_goes_to_the_dlq_and_every_valid_event_is_enriched(
+        settings: Settings, tmp_path: Path) -> None:
+    """One host key for all, so garbage sits between valid events on the same
+    partition: a worker that stopped, skipped ahead or retried there would lose
+    or repeat valid events, which the exact counts below catch."""
+    create_topics(settings)
+    h = Host("h-garbage")
+    cg, cid = 7300, "5" * 64
+    valid = [h.event("open", pid=600 + i, comm="app", cgroup_id=cg, cgroup_path=podman_path(cid),
+                     payload=factory.open_payload(f"/srv/{i}")) for i in range(300)]
+    good_bytes = kafka_io.CODEC.encode("raw_event", valid[0])
+    rng = random.Random(4)
+    garbage = [rng.randbytes(rng.randint(1, 300)) for _ in range(20)]
+    garbage += [b"", b'{"kind": "open"}', good_bytes[: len(good_bytes) // 2], b"\x00" * 40,
+                good_bytes[:5] + b"\xff" * 50]
+    items: list[tuple[bytes, bytes]] = []
+    g = iter(garbage)
+    for i, (key, value) in enumerate(kafka_io.raw_items(valid)):
+        items.append((key, value))
+        if i % 12 == 5:
+            bad = next(g, None)
+            if bad is not None:
+                items.append((b"h-garbage", bad))
+    assert sum(1 for _, v in items if v in garbage) == len(garbage), "every kind of garbage sent"
+    _publish_record(settings, container_record("h-garbage", cg, cid, name="g-app"))
+    with kafka_io.workers(settings, "enrich", tmp_path):
+        kafka_io.publish(settings, "raw.events", items)
+        out = kafka_io.consume(settings, "enriched.events", timeout=120,
+                               until=lambda got: len(got) >= len(valid))
+        dead = kafka_io.consume(settings, "dlq", decode="dead_letter", timeout=60,
+                                until=lambda got: len(got) >= len(garbage))
+        # read again, waiting for one more: a duplicate or an extra dead letter still
+        # in flight would be counted below
+        n_out, n_dead = len(out), len(dead)
+        out = kafka_io.consume(settings, "enriched.events", timeout=15,
+                               until=lambda got: len(got) > n_out)
+        dead = kafka_io.consume(settings, "dlq", decode="dead_letter", timeout=10,
+                                until=lambda got: len(got) > n_dead)
+    seqs = sorted(v["event"]["seq"] for _, v, _, _ in out)
+    assert seqs == sorted(e["seq"] for e in valid), "a valid event lost or enriched twice"
+    assert all(v["container"]["name"] == "g-app" for _, v, _, _ in out)
+    assert sorted(d["value"] or b"" for _, d, _, _ in dead) == sorted(garbage), \
+        "one dead letter per garbage message, with its bytes"
+    for _, d, _, _ in dead:
+        assert d["processor"] == "enrich" and d["topic"] == settings.topic("raw.events")
+        assert d["error_type"] and d["error"], d
