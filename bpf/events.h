@@ -157,6 +157,8 @@ struct ev_signal {
     s32 result;
     s32 code;
     char target_comm[16];
+    u64 target_start_ns;
+    u64 target_cgroup_id;
 };
 
 struct ev_oom {
@@ -169,6 +171,45 @@ struct ev_oom {
     u64 shmem_rss_kb;
     u64 pgtables_kb;
     char victim_comm[16];
+};
+
+/* Probe groups: index into the group_off map that switches a loaded group on
+ * and off at run time (producer/loader.py GROUPS lists them in this order). */
+enum probe_group {
+    GRP_PROCESS = 0,
+    GRP_FILE = 1,
+    GRP_NETWORK = 2,
+    GRP_PRIV = 3,
+    GRP_SYSCALLS = 4,
+    GRP_SIGNAL = 5,
+    GRP_OOM = 6,
+    GRP_FILEIO = 7,
+    GRP_MAX = 8,
+};
+
+/* ev_signal.result: signal_generate's outcome (>= 0) or a failed kill
+ * syscall's -errno (< 0); the values mirror the kernel's TRACE_SIGNAL_* */
+enum sig_result {
+    SIG_DELIVERED = 0,
+    SIG_IGNORED = 1,
+    SIG_ALREADY_PENDING = 2,
+    SIG_OVERFLOW_FAIL = 3,
+    SIG_LOSE_INFO = 4,
+};
+
+/* file I/O statistics: key and per-CPU value of the fileio maps */
+struct fio_key {
+    u64 cgroup_id;
+    u32 pid;
+    s32 fd;
+};
+
+struct fio_val {
+    u64 reads;
+    u64 read_bytes;
+    u64 writes;
+    u64 write_bytes;
+    u64 ino;
 };
 
 /* syscall counts: key of the per-CPU hash, and the process seen first */
@@ -224,6 +265,16 @@ static __always_inline u16 rd_u16(u64 base, u64 off)
     return v;
 }
 
+/* Each group's flag: 0 (the array's initial value) is on, so a group is live
+ * from the moment it attaches; user space writes 1 to switch it off. */
+BPF_ARRAY(group_off_map, u32, GRP_MAX);
+
+static __always_inline int group_off(u32 group)
+{
+    u32 *v = group_off_map.lookup(&group);
+    return v && *v;
+}
+
 static __always_inline int is_self(void)
 {
     return (bpf_get_current_pid_tgid() >> 32) == SELF_TGID;
@@ -270,6 +321,45 @@ static __always_inline void fill_hdr(struct ev_hdr *h, u32 kind)
     h->ns_cgroup = ns_inum(nsp, OFF_NSPROXY_CGROUP, OFF_CGROUP_NS_INUM);
     h->ns_user = ns_inum(rd_u64(task, OFF_TASK_REAL_CRED), OFF_CRED_USER_NS, OFF_USER_NS_INUM);
     /* the active pid namespace: thread_pid->numbers[thread_pid->level].ns */
+    u64 pidp = rd_u64(task, OFF_TASK_THREAD_PID);
+    u32 level = rd_u32(pidp, OFF_PID_LEVEL) & 31;
+    u64 pidns = rd_u64(pidp, OFF_PID_NUMBERS + (u64)level * SIZEOF_UPID + OFF_UPID_NS);
+    h->ns_pid = rd_u32(pidns, OFF_PID_NS_INUM);
+}
+
+/* The common header for a task other than the current one (an OOM victim):
+ * the same fields as fill_hdr, read through the task pointer. */
+static __always_inline u64 task_cgroup_id(u64 task)
+{
+    u64 dfl = rd_u64(rd_u64(task, OFF_TASK_CGROUPS), OFF_CSS_SET_DFL_CGRP);
+    return rd_u64(rd_u64(dfl, OFF_CGROUP_KN), OFF_KERNFS_NODE_ID);
+}
+
+static __always_inline void fill_hdr_task(struct ev_hdr *h, u32 kind, u64 task)
+{
+    h->ts_boot_ns = bpf_ktime_get_boot_ns();
+    h->cgroup_id = task_cgroup_id(task);
+    h->pid = rd_u32(task, OFF_TASK_TGID);
+    h->tid = rd_u32(task, OFF_TASK_PID);
+    u64 cred = rd_u64(task, OFF_TASK_REAL_CRED);
+    h->uid = rd_u32(cred, OFF_CRED_UID);
+    h->gid = rd_u32(cred, OFF_CRED_GID);
+    h->kind = kind;
+    bpf_probe_read_kernel(h->comm, sizeof(h->comm), (void *)(task + OFF_TASK_COMM));
+
+    u64 leader = rd_u64(task, OFF_TASK_GROUP_LEADER);
+    h->start_ns = rd_u64(leader, OFF_TASK_START_BOOTTIME);
+    u64 parent = rd_u64(task, OFF_TASK_REAL_PARENT);
+    h->ppid = rd_u32(parent, OFF_TASK_TGID);
+    h->parent_start_ns = rd_u64(rd_u64(parent, OFF_TASK_GROUP_LEADER), OFF_TASK_START_BOOTTIME);
+
+    u64 nsp = rd_u64(task, OFF_TASK_NSPROXY);
+    h->ns_uts = ns_inum(nsp, OFF_NSPROXY_UTS, OFF_UTS_NS_INUM);
+    h->ns_ipc = ns_inum(nsp, OFF_NSPROXY_IPC, OFF_IPC_NS_INUM);
+    h->ns_mnt = ns_inum(nsp, OFF_NSPROXY_MNT, OFF_MNT_NS_INUM);
+    h->ns_net = ns_inum(nsp, OFF_NSPROXY_NET, OFF_NET_NS_INUM);
+    h->ns_cgroup = ns_inum(nsp, OFF_NSPROXY_CGROUP, OFF_CGROUP_NS_INUM);
+    h->ns_user = ns_inum(cred, OFF_CRED_USER_NS, OFF_USER_NS_INUM);
     u64 pidp = rd_u64(task, OFF_TASK_THREAD_PID);
     u32 level = rd_u32(pidp, OFF_PID_LEVEL) & 31;
     u64 pidns = rd_u64(pidp, OFF_PID_NUMBERS + (u64)level * SIZEOF_UPID + OFF_UPID_NS);

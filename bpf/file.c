@@ -35,7 +35,7 @@ static __always_inline u8 prefix_flags(u64 path)
 
 static __always_inline int file_enter(u32 kind, u64 path, u64 target, s32 flags, u32 mode)
 {
-    if (is_self())
+    if (is_self() || group_off(GRP_FILE))
         return 0;
     u8 f = prefix_flags(path);
     if (!f && target)

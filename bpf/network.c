@@ -77,7 +77,7 @@ static __always_inline u16 from_user_addr(u64 uaddr, u8 *addr, u16 *port)
 
 static __always_inline int net_enter(u32 kind, s32 fd, u64 addr, s32 backlog)
 {
-    if (is_self())
+    if (is_self() || group_off(GRP_NETWORK))
         return 0;
     u32 tid = (u32)bpf_get_current_pid_tgid();
     struct net_stash s = {.addr = addr, .fd = fd, .backlog = backlog, .kind = kind};

@@ -27,7 +27,7 @@ BPF_HASH(priv_pending, u32, struct priv_stash, 4096);
 
 static __always_inline int priv_stash(struct priv_stash *s)
 {
-    if (is_self())
+    if (is_self() || group_off(GRP_PRIV))
         return 0;
     u32 tid = (u32)bpf_get_current_pid_tgid();
     priv_pending.update(&tid, s);
@@ -202,7 +202,7 @@ RAW_TRACEPOINT_PROBE(sys_exit)
     u64 nr = rd_u64(regs, OFF_PT_REGS_ORIG_AX);
     if (nr != NR_INIT_MODULE && nr != NR_FINIT_MODULE)
         return 0;
-    if (is_self())
+    if (is_self() || group_off(GRP_PRIV))
         return 0;
     struct priv_stash s = {};
     if (nr == NR_INIT_MODULE) {

@@ -18,7 +18,7 @@ BPF_HASH(exec_pending, u32, struct exec_stash, 4096);
 
 static __always_inline int exec_enter(u64 filename, u64 argv, u32 kind)
 {
-    if (is_self())
+    if (is_self() || group_off(GRP_PROCESS))
         return 0;
     u32 tid = (u32)bpf_get_current_pid_tgid();
     struct exec_stash s = {.filename = filename, .argv = argv, .kind = kind};
@@ -94,7 +94,7 @@ TRACEPOINT_PROBE(syscalls, sys_exit_execveat)
 
 TRACEPOINT_PROBE(sched, sched_process_exec)
 {
-    if (is_self())
+    if (is_self() || group_off(GRP_PROCESS))
         return 0;
     struct ev_exec *e = scratch_get();
     if (!e)
@@ -131,7 +131,7 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
 /* raw tracepoint: args[0] = parent task, args[1] = child task */
 RAW_TRACEPOINT_PROBE(sched_process_fork)
 {
-    if (is_self())
+    if (is_self() || group_off(GRP_PROCESS))
         return 0;
     u64 child = ctx->args[1];
     u32 child_pid = rd_u32(child, OFF_TASK_TGID);
@@ -149,7 +149,7 @@ RAW_TRACEPOINT_PROBE(sched_process_fork)
 
 TRACEPOINT_PROBE(sched, sched_process_exit)
 {
-    if (is_self())
+    if (is_self() || group_off(GRP_PROCESS))
         return 0;
 #ifdef HAVE_EXIT_GROUP_DEAD
     if (!args->group_dead)

@@ -33,7 +33,7 @@ RAW_TRACEPOINT_PROBE(sys_enter)
 {
     u64 pt = bpf_get_current_pid_tgid();
     u32 pid = pt >> 32;
-    if (pid == SELF_TGID || pid == 0)
+    if (pid == SELF_TGID || pid == 0 || group_off(GRP_SYSCALLS))
         return 0;
     struct sc_key k = {};
     k.cgroup_id = bpf_get_current_cgroup_id();

@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
+from eunomia.producer.signals import signal_name
+
 from .container_join import ContainerDirectory, container_key, identify
 from .ecs import CATEGORY, payload_fields
 from .lineage import CachedMapping, Lineage
@@ -203,6 +205,8 @@ class Enricher:
             out["user"] = {"id": rec["uid"], "group_id": rec["gid"]}
             out["ns"] = rec["ns"]
             payload_fields(kind, rec.get("payload"), out)
+            if kind == "signal" and out.get("syscall") is not None:  # real-time signals by name too
+                out["syscall"]["signal"] = signal_name(rec["payload"]["sig"])
         else:
             out["user"] = {"id": -1, "group_id": -1}  # not in syscall-count records
             arch = rec.get("arch") or "x86_64"

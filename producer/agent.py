@@ -65,7 +65,8 @@ class Agent:
                                str_arg_len=ps.str_arg_len, cgroup_path=self._cgroup_path)
         self.spec = ProbeSpec(groups=tuple(ps.probes), self_tgid=os.getpid(), path_max=ps.path_max,
                               argv_size=ps.argv_size, str_arg_len=ps.str_arg_len,
-                              ringbuf_pages=ps.ringbuf_pages, prefixes=ps.prefix_table())
+                              ringbuf_pages=ps.ringbuf_pages, prefixes=ps.prefix_table(),
+                              disabled=tuple(ps.disabled_probes), signal_all=ps.signal_all)
         self.probes: Probes | None = None
         self.seq_events = 0
         self.seq_syscalls = 0
@@ -105,6 +106,7 @@ class Agent:
             return
         self.publisher.publish("raw.events", self.key, value, seq=self.seq_events)
         self.by_kind[rec["kind"]] += 1
+        self.metrics.observe_event(rec)
 
     def _syscall_record(self, cg: int, pid: int, entry: dict[str, Any], interval: int) -> dict[str, Any]:
         self.seq_syscalls += 1
@@ -159,20 +161,46 @@ class Agent:
             value = self.codec.encode("container", rec) if rec is not None else None
             self.publisher.publish("containers", key.encode(), value)
 
+    def _interval_records(self) -> list[dict[str, Any]]:
+        """One raw.syscalls record per (cgroup, process) with syscall counts, file
+        I/O statistics or both, drained from the kernel for the interval just ended."""
+        assert self.probes is not None
+        interval, counts = 0, {}
+        fileio: dict[tuple[int, int], dict[str, Any]] = {}
+        if self.probes.syscalls is not None:
+            interval, counts = self.probes.syscalls.drain()
+        if self.probes.fileio is not None:
+            fi_interval, fileio = self.probes.fileio.drain()
+            interval = interval or fi_interval
+        out = []
+        for key in sorted(counts.keys() | fileio.keys()):
+            fio = fileio.get(key)
+            entry = counts.get(key) or {"counts": {}, "comm": fio["comm"], "start_ns": fio["start_ns"]}
+            if not entry["comm"] and fio is not None:
+                entry = {**entry, "comm": fio["comm"], "start_ns": entry["start_ns"] or fio["start_ns"]}
+            rec = self._syscall_record(key[0], key[1], entry, interval)
+            rec["fileio"] = fio["fileio"] if fio is not None else []
+            out.append(rec)
+        return out
+
+    def enabled_groups(self) -> list[str]:
+        return [g for g in self.spec.groups if g not in self.spec.disabled]
+
     def _tick(self) -> None:
         if self._reload:
             self._apply_reload()
-        if self.probes is not None and self.probes.syscalls is not None:
-            for rec in self.probes.syscalls.records(self._syscall_record):
+        if self.probes is not None:
+            for rec in self._interval_records():
                 self.publisher.publish("raw.syscalls", self.key, self.codec.encode("syscall_counts", rec),
                                        seq=rec["seq"])
+                self.metrics.observe_syscalls(rec)
         if self.probes is not None:
             for kind, n in self.probes.drops().items():
                 self.drops[f"ringbuf:{kind}"] = n
         self.decoder.clock.refresh()
         stats = self.publisher.stats()
         health = self.health.record(self.seq_events, dict(self.by_kind), dict(self.drops), stats,
-                                    self.publisher.lost_ranges, list(self.spec.groups),
+                                    self.publisher.lost_ranges, self.enabled_groups(),
                                     self._config_change)
         self._config_change = None
         self.publisher.publish("producer.health", self.key, self.codec.encode("producer_health", health))
@@ -181,18 +209,52 @@ class Agent:
             self.endpoints.beat()
 
     def _apply_reload(self) -> None:
-        """SIGHUP: re-read the file and environment; path filters change in place."""
+        """SIGHUP: re-read the file and environment. Path filters, the signal
+        filter and which loaded groups are on change in place (their programs
+        stay attached); a group that was not loaded at start needs a restart."""
         self._reload = False
         load_settings.cache_clear()
-        new = load_settings().producer
+        try:
+            new = load_settings().producer
+        except Exception as exc:  # a broken file keeps the running configuration
+            self._config_change = f"reload refused: {str(exc).splitlines()[0]}"
+            log.warning("%s", self._config_change)
+            return
+        changes = []
         table = new.prefix_table()
         if table != self.spec.prefixes and self.probes is not None and "file" in self.spec.groups:
             self.probes.set_prefixes(table)
             self.spec.prefixes = table
-            self._config_change = f"file prefixes: {', '.join(p for p, _ in table)}"
+            changes.append(f"file prefixes: {', '.join(p for p, _ in table)}")
+        changes += self.reconfigure_groups(list(new.probes), list(new.disabled_probes), new.signal_all)
+        if changes:
+            self._config_change = "; ".join(changes)
             log.warning("reloaded: %s", self._config_change)
-        if list(new.probes) != list(self.spec.groups):
-            log.warning("probe groups change only on restart (asked: %s)", ", ".join(new.probes))
+
+    def reconfigure_groups(self, probes: list[str], disabled: list[str], signal_all: bool) -> list[str]:
+        """Flip group flags to match ``probes`` minus ``disabled``; what changed, in words."""
+        changes = []
+        loaded = self.spec.groups
+        want_off = tuple(g for g in loaded if g not in probes or g in disabled)
+        if want_off != self.spec.disabled:
+            was = set(self.enabled_groups())
+            self.spec.disabled = want_off
+            if self.probes is not None:
+                self.probes.set_disabled(want_off)
+            now = set(self.enabled_groups())
+            if now - was:
+                changes.append(f"enabled: {', '.join(sorted(now - was))}")
+            if was - now:
+                changes.append(f"disabled: {', '.join(sorted(was - now))}")
+        missing = [g for g in probes if g not in loaded and g not in disabled]
+        if missing:
+            changes.append(f"not loaded, needs a restart: {', '.join(missing)}")
+        if signal_all != self.spec.signal_all and "signal" in loaded:
+            self.spec.signal_all = signal_all
+            if self.probes is not None:
+                self.probes.set_signal_all(signal_all)
+            changes.append(f"signal filter: {'all' if signal_all else 'boundary or fatal'}")
+        return changes
 
     def stop(self) -> None:
         self._stop = True

@@ -183,12 +183,24 @@ OFFSETS: dict[str, tuple[str, str]] = {
     "SK_V6_DADDR": ("sock", "__sk_common.skc_v6_daddr"),
     "SK_PROTOCOL": ("sock", "sk_protocol"),
     "SIGNAL_OOM_SCORE_ADJ": ("signal_struct", "oom_score_adj"),
+    "TASK_SIGNAL": ("task_struct", "signal"),
+    "CSS_SET_DFL_CGRP": ("css_set", "dfl_cgrp"),
+    "CGROUP_KN": ("cgroup", "kn"),
+    "KERNFS_NODE_ID": ("kernfs_node", "id"),
+    "CRED_UID": ("cred", "uid"),
+    "CRED_GID": ("cred", "gid"),
+    "MM_TOTAL_VM": ("mm_struct", "total_vm"),
+    "MM_RSS_STAT": ("mm_struct", "rss_stat"),
+    "MM_PGTABLES_BYTES": ("mm_struct", "pgtables_bytes"),
+    "PERCPU_COUNTER_COUNT": ("percpu_counter", "count"),
+    "FILE_F_INODE": ("file", "f_inode"),
+    "INODE_I_INO": ("inode", "i_ino"),
     "PT_REGS_ORIG_AX": ("pt_regs", "orig_ax"),
     "PT_REGS_DI": ("pt_regs", "di"),
     "PT_REGS_SI": ("pt_regs", "si"),
     "PT_REGS_DX": ("pt_regs", "dx"),
 }
-SIZES: dict[str, str] = {"UPID": "upid"}
+SIZES: dict[str, str] = {"UPID": "upid", "PERCPU_COUNTER": "percpu_counter"}
 
 
 @cache

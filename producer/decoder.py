@@ -184,10 +184,13 @@ class Decoder:
 
     def _signal(self, buf: bytes, rec: dict[str, Any]) -> tuple[str, dict]:
         f = self._fields("ev_signal", buf)
+        start = f["target_start_ns"]
+        # a failed kill never reached a task: no start time, no exec_id, no comm
         return "SignalPayload", {
             "sig": f["sig"], "target_pid": f["target_pid"],
-            "target_comm": _cstr(buf, self.layouts["ev_signal"].offset("target_comm"), 16),
-            "retval": f["result"]}
+            "target_comm": _cstr(buf, self.layouts["ev_signal"].offset("target_comm"), 16) or None,
+            "target_exec_id": self.exec_id(f["target_pid"], start) if start else None,
+            "target_cgroup_id": f["target_cgroup_id"], "retval": f["result"]}
 
     def _oom(self, buf: bytes, rec: dict[str, Any]) -> tuple[str, dict]:
         f = self._fields("ev_oom", buf)

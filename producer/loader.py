@@ -21,6 +21,7 @@ from eunomia.errors import EunomiaError
 
 from . import btf
 from .decoder import KINDS
+from .layout import parse_enums
 
 __all__ = [
     "GROUPS",
@@ -34,7 +35,7 @@ __all__ = [
     "check_environment",
 ]
 
-GROUPS = ("process", "file", "network", "priv", "syscalls", "signal", "oom")
+GROUPS = ("process", "file", "network", "priv", "syscalls", "signal", "oom", "fileio")
 TRACEFS_CANDIDATES = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
 CAP_PERFMON, CAP_BPF, CAP_SYS_ADMIN = 38, 39, 21
 
@@ -67,6 +68,14 @@ class ProbeSpec:
     ringbuf_pages: int = 2048  # 8 MiB with 4 KiB pages
     # (prefix, flags) with flags from decoder.PFX_ANY / PFX_WRITE
     prefixes: tuple[tuple[str, int], ...] = ()
+    # loaded groups that start switched off (group_off map), and the signal filter
+    disabled: tuple[str, ...] = ()
+    signal_all: bool = False
+
+
+def group_index(group: str) -> int:
+    """The group's slot in the group_off map (events.h enum probe_group)."""
+    return parse_enums()["probe_group"][f"GRP_{group.upper()}"]
 
 
 def _capabilities() -> int:
@@ -167,6 +176,9 @@ class Probes:
                                  ) from exc
         if "file" in spec.groups:
             self.set_prefixes(spec.prefixes)
+        self.set_disabled(spec.disabled)
+        if "signal" in spec.groups:
+            self.set_signal_all(spec.signal_all)
         self._cb = on_event
         self.bpf["events"].open_ring_buffer(lambda _ctx, data, size: self._cb(data, size))
         self._drops = self.bpf["drops"]
@@ -175,6 +187,23 @@ class Probes:
             from .syscounts import SyscallCounts
 
             self.syscalls = SyscallCounts(self.bpf)
+        self.fileio = None
+        if "fileio" in spec.groups:
+            from .fileio import FileIOStats
+
+            self.fileio = FileIOStats(self.bpf)
+
+    def set_disabled(self, groups: Iterable[str]) -> None:
+        """Switch loaded groups on or off in place: programs stay attached, so
+        nothing in flight is lost and switching back needs no recompile."""
+        off = set(groups)
+        table = self.bpf["group_off_map"]
+        for g in self.spec.groups:
+            table[ct.c_int(group_index(g))] = ct.c_uint32(1 if g in off else 0)
+
+    def set_signal_all(self, on: bool) -> None:
+        """Publish every generated signal (on) or only boundary-crossing and fatal ones."""
+        self.bpf["sig_cfg"][ct.c_int(0)] = ct.c_uint32(1 if on else 0)
 
     def set_prefixes(self, prefixes: Iterable[tuple[str, int]]) -> None:
         """Replace the in-kernel path filter (longest-prefix-match trie)."""

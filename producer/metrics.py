@@ -40,11 +40,51 @@ class ProducerMetrics:
         self.latency = Histogram("eunomia_producer_delivery_latency_seconds",
                                  "Produce-to-acknowledgement latency (sampled)",
                                  buckets=_LATENCY_BUCKETS, registry=r)
+        # the names a user of Eunomia's exporter looks for, as real counters
+        self.process_start = Counter("eunomia_observed_process_start",
+                                     "Successful execs observed", registry=r)
+        self.process_end = Counter("eunomia_observed_process_end", "Process exits observed",
+                                   registry=r)
+        self.syscalls = Counter("eunomia_observed_syscall_count",
+                                "System calls counted in the kernel", registry=r)
+        self.files_read = Counter("eunomia_observed_files_read_count", "read calls on files",
+                                  registry=r)
+        self.files_write = Counter("eunomia_observed_files_write_count", "write calls on files",
+                                   registry=r)
+        self.files_read_bytes = Counter("eunomia_observed_files_read_bytes", "Bytes read",
+                                        registry=r)
+        self.files_write_bytes = Counter("eunomia_observed_files_write_bytes", "Bytes written",
+                                         registry=r)
+        self.tcp_connect = Counter("eunomia_observed_tcp_connect", "TCP connects observed, "
+                                   "by address family (v4, v6)", ["family"], registry=r)
         self._last: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
 
     def observe_latency(self, seconds: float) -> None:
         self.latency.observe(seconds)
+
+    def observe_event(self, rec: dict[str, Any]) -> None:
+        """Count one raw event toward the Eunomia-named counters."""
+        kind, pl = rec["kind"], rec.get("payload") or {}
+        if kind in ("exec", "execveat") and pl.get("retval", 0) == 0:
+            self.process_start.inc()
+        elif kind == "exit":
+            self.process_end.inc()
+        elif kind == "connect" and pl.get("protocol") == 6:
+            fam = {2: "v4", 10: "v6"}.get(pl.get("family", 0))
+            if fam is not None:
+                self.tcp_connect.labels(fam).inc()
+
+    def observe_syscalls(self, rec: dict[str, Any]) -> None:
+        """Count one raw.syscalls record (syscall counts and file I/O)."""
+        n = sum(c["count"] for c in rec.get("counts") or ())
+        if n:
+            self.syscalls.inc(n)
+        for f in rec.get("fileio") or ():
+            self.files_read.inc(f["reads"])
+            self.files_write.inc(f["writes"])
+            self.files_read_bytes.inc(f["read_bytes"])
+            self.files_write_bytes.inc(f["write_bytes"])
 
     def update(self, events_by_kind: dict[str, int], drops_by_cause: dict[str, int],
                publisher_stats: dict[str, Any] | None = None) -> None:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, field_validator
 
 __all__ = ["GROUP_NAMES", "ProducerSettings"]
 
-GROUP_NAMES = ("process", "file", "network", "priv", "syscalls", "signal", "oom")
+GROUP_NAMES = ("process", "file", "network", "priv", "syscalls", "signal", "oom", "fileio")
 
 
 def _power_of_two(name: str, v: int, lo: int, hi: int) -> int:
@@ -26,6 +26,12 @@ def _power_of_two(name: str, v: int, lo: int, hi: int) -> int:
 class ProducerSettings(BaseModel):
     probes: list[str] = Field(default_factory=lambda: ["process", "file", "network", "priv",
                                                        "syscalls"])
+    # loaded groups switched off; a SIGHUP that changes this list switches them in
+    # place (programs stay attached: no restart, nothing in flight lost)
+    disabled_probes: list[str] = Field(default_factory=list)
+    # signal group: publish every generated signal instead of only those that
+    # cross a container or process-tree boundary or are fatal
+    signal_all: bool = False
     # any open under these is reported
     read_prefixes: list[str] = Field(default_factory=lambda: [
         "/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/etc/ssh/ssh_host_", "/root/.ssh/",
@@ -46,7 +52,7 @@ class ProducerSettings(BaseModel):
     proc_snapshot: bool = True
     metrics_port: int | None = None  # default: the top-level metrics_port
 
-    @field_validator("probes")
+    @field_validator("probes", "disabled_probes")
     @classmethod
     def _known_probes(cls, v: list[str]) -> list[str]:
         bad = [p for p in v if p not in GROUP_NAMES]
