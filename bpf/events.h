@@ -197,9 +197,13 @@ enum sig_result {
     SIG_LOSE_INFO = 4,
 };
 
-/* file I/O statistics: key and per-CPU value of the fileio maps */
+/* file I/O statistics: key and per-CPU value of the fileio maps. The inode's
+ * address is in the key so an fd reused for another file (or kept across
+ * exec) is counted apart; its number lets user space check that the path it
+ * resolves names the same file (numbers alone repeat across filesystems) */
 struct fio_key {
     u64 cgroup_id;
+    u64 inode;
     u32 pid;
     s32 fd;
 };

@@ -3,10 +3,12 @@
  * pread64, pwrite64, readv and writev; flushed each interval like syscall
  * counts (two double-buffered map pairs, selector fio_ctl[0]).
  *
- * The fd is stashed at entry. The first time a key is seen in an interval the
- * file's inode number is kept with it, so user space can tell whether the fd
+ * The fd is stashed at entry; at exit the file's inode is found through
+ * task->files and is part of the key, so an fd reused for another file (or
+ * kept across exec) is counted apart, and user space can tell whether the fd
  * still names the same file when it resolves the path through /proc.
- * Overhead: a stash and a per-CPU hash update per read/write on the host.
+ * Overhead: a stash, five kernel reads and a per-CPU hash update per
+ * read/write on the host.
  */
 #include "events.h"
 
@@ -35,6 +37,7 @@ static __always_inline int fio_enter(s64 fd, u32 write)
     return 0;
 }
 
+/* the struct inode behind an fd of the current task (0 when out of range) */
 static __always_inline u64 fd_inode(s32 fd)
 {
     u64 fdt = rd_u64(rd_u64(bpf_get_current_task(), OFF_TASK_FILES), OFF_FILES_FDT);
@@ -42,7 +45,7 @@ static __always_inline u64 fd_inode(s32 fd)
     if ((u32)fd >= max)
         return 0;
     u64 file = rd_u64(rd_u64(fdt, OFF_FDT_FD), (u64)fd * 8);
-    return rd_u64(rd_u64(file, OFF_FILE_F_INODE), OFF_INODE_I_INO);
+    return rd_u64(file, OFF_FILE_F_INODE);
 }
 
 static __always_inline int fio_exit(long ret)
@@ -58,6 +61,7 @@ static __always_inline int fio_exit(long ret)
     k.cgroup_id = bpf_get_current_cgroup_id();
     k.pid = pt >> 32;
     k.fd = s.fd;
+    k.inode = fd_inode(s.fd);
     u64 bytes = ret > 0 ? (u64)ret : 0;
     u32 zero = 0;
     u32 *selp = fio_ctl.lookup(&zero);
@@ -73,7 +77,7 @@ static __always_inline int fio_exit(long ret)
         }
         return 0;
     }
-    struct fio_val nv = {};
+    struct fio_val nv = {.ino = rd_u64(k.inode, OFF_INODE_I_INO)};
     if (s.write) {
         nv.writes = 1;
         nv.write_bytes = bytes;
@@ -81,7 +85,6 @@ static __always_inline int fio_exit(long ret)
         nv.reads = 1;
         nv.read_bytes = bytes;
     }
-    nv.ino = fd_inode(s.fd);
     int err = sel ? fio_stats1.update(&k, &nv) : fio_stats0.update(&k, &nv);
     if (err) {
         drops.atomic_increment(EV_SYSCALL_COUNTS);
@@ -92,10 +95,10 @@ static __always_inline int fio_exit(long ret)
     p.start_ns = rd_u64(rd_u64(bpf_get_current_task(), OFF_TASK_GROUP_LEADER), OFF_TASK_START_BOOTTIME);
     bpf_get_current_comm(p.comm, sizeof(p.comm));
     u32 pid = k.pid;
-    if (sel)
-        fio_procs1.insert(&pid, &p);
+    if (sel) /* the latest name: a process may have exec'd since its first I/O */
+        fio_procs1.update(&pid, &p);
     else
-        fio_procs0.insert(&pid, &p);
+        fio_procs0.update(&pid, &p);
     return 0;
 }
 

@@ -3,7 +3,7 @@
 The kernel counts read/write calls and bytes per (cgroup, pid, fd); the path is
 resolved here, through ``/proc/<pid>/fd/<fd>``, only when it still names the
 file the kernel counted: the process must be the same one (start time) and the
-fd must still point at the same inode. Otherwise the path stays null and
+fd must still point at the inode the kernel counted (part of the map key). Otherwise the path stays null and
 ``path_resolved`` false, rather than naming a file the process never touched.
 Records follow FileIOStat in schemas/syscall_counts.avsc.
 """
@@ -26,7 +26,8 @@ _FIELDS = ("reads", "read_bytes", "writes", "write_bytes")
 
 
 def sum_per_cpu(per_cpu: Iterable[Any]) -> dict[str, int]:
-    """One key's counters summed over CPUs; the inode is the one any CPU saw."""
+    """One key's counters summed over CPUs; the inode number from any CPU that
+    saw the key (CPUs that did not hold zeros)."""
     out = dict.fromkeys(_FIELDS, 0)
     ino = 0
     for v in per_cpu:
@@ -61,12 +62,13 @@ def resolve_fd_path(pid: int, fd: int, start_ns: int, ino: int, proc: str = "/pr
     return path
 
 
-def merge_fileio(stats: dict[int, dict[str, int]], resolve: Callable[[int, int], str | None]
-                 ) -> list[dict[str, Any]]:
-    """FileIOStat records of one process, by fd, with what ``resolve(fd, ino)`` gives."""
+def merge_fileio(stats: dict[tuple[int, int], dict[str, int]],
+                 resolve: Callable[[int, int], str | None]) -> list[dict[str, Any]]:
+    """FileIOStat records of one process, by (fd, inode), with what
+    ``resolve(fd, inode number)`` gives; one fd appears once per file it named."""
     out = []
-    for fd in sorted(stats):
-        s = stats[fd]
+    for fd, inode in sorted(stats):
+        s = stats[(fd, inode)]
         path = resolve(fd, s.get("ino", 0))
         out.append({"fd": fd, "path": path, "path_resolved": path is not None,
                     **{f: int(s.get(f, 0)) for f in _FIELDS}})
@@ -91,9 +93,9 @@ class FileIOStats:
         time.sleep(_SETTLE_S)
         now = time.monotonic_ns()
         interval, self._last = now - self._last, now
-        by_proc: dict[tuple[int, int], dict[int, dict[str, int]]] = {}
+        by_proc: dict[tuple[int, int], dict[tuple[int, int], dict[str, int]]] = {}
         for k, per_cpu in _pop_all(self._stats[idle]):
-            by_proc.setdefault((k.cgroup_id, k.pid), {})[k.fd] = sum_per_cpu(per_cpu)
+            by_proc.setdefault((k.cgroup_id, k.pid), {})[(k.fd, k.inode)] = sum_per_cpu(per_cpu)
         procs: dict[int, Any] = {getattr(k, "value", k): v for k, v in _pop_all(self._procs[idle])}
         out: dict[tuple[int, int], dict[str, Any]] = {}
         for (cg, pid), fds in by_proc.items():
