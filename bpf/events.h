@@ -208,12 +208,15 @@ struct fio_key {
     s32 fd;
 };
 
+/* exec_gen: task->self_exec_id at the key's latest call, i.e. which program
+ * of the pid made it */
 struct fio_val {
     u64 reads;
     u64 read_bytes;
     u64 writes;
     u64 write_bytes;
     u64 ino;
+    u64 exec_gen;
 };
 
 /* syscall counts: key of the per-CPU hash, and the process seen first */

@@ -58,6 +58,8 @@ static __always_inline int file_exit(void *ctx, long ret)
         return 0;
     struct file_stash s = *sp;
     file_pending.delete(&tid);
+    if (group_off(GRP_FILE))
+        return 0; /* switched off while the call ran: nothing after the switch */
     struct ev_file *e = scratch_get();
     if (!e)
         return 0;

@@ -6,7 +6,12 @@
  * The fd is stashed at entry; at exit the file's inode is found through
  * task->files and is part of the key, so an fd reused for another file (or
  * kept across exec) is counted apart, and user space can tell whether the fd
- * still names the same file when it resolves the path through /proc.
+ * still names the same file when it resolves the path through /proc. The
+ * inode number alone cannot tell: runc's exec fifo (fd 3 of the container's
+ * init, closed by its exec) and the workload's first file, created right after
+ * the fifo is unlinked, got the same number; so each key also keeps the
+ * task's exec generation, and only keys of the pid's latest program are
+ * resolved.
  * Overhead: a stash, five kernel reads and a per-CPU hash update per
  * read/write on the host.
  */
@@ -57,17 +62,21 @@ static __always_inline int fio_exit(long ret)
         return 0;
     struct fio_stash s = *sp;
     fio_pending.delete(&tid);
+    if (group_off(GRP_FILEIO))
+        return 0; /* switched off while the call ran: nothing after the switch */
     struct fio_key k = {};
     k.cgroup_id = bpf_get_current_cgroup_id();
     k.pid = pt >> 32;
     k.fd = s.fd;
     k.inode = fd_inode(s.fd);
     u64 bytes = ret > 0 ? (u64)ret : 0;
+    u64 gen = rd_u64(bpf_get_current_task(), OFF_TASK_SELF_EXEC_ID);
     u32 zero = 0;
     u32 *selp = fio_ctl.lookup(&zero);
     u32 sel = selp ? *selp : 0;
     struct fio_val *v = sel ? fio_stats1.lookup(&k) : fio_stats0.lookup(&k);
     if (v) {
+        v->exec_gen = gen;
         if (s.write) {
             v->writes++;
             v->write_bytes += bytes;
@@ -77,7 +86,7 @@ static __always_inline int fio_exit(long ret)
         }
         return 0;
     }
-    struct fio_val nv = {.ino = rd_u64(k.inode, OFF_INODE_I_INO)};
+    struct fio_val nv = {.ino = rd_u64(k.inode, OFF_INODE_I_INO), .exec_gen = gen};
     if (s.write) {
         nv.writes = 1;
         nv.write_bytes = bytes;

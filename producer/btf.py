@@ -195,6 +195,7 @@ OFFSETS: dict[str, tuple[str, str]] = {
     "PERCPU_COUNTER_COUNT": ("percpu_counter", "count"),
     "FILE_F_INODE": ("file", "f_inode"),
     "INODE_I_INO": ("inode", "i_ino"),
+    "TASK_SELF_EXEC_ID": ("task_struct", "self_exec_id"),
     "PT_REGS_ORIG_AX": ("pt_regs", "orig_ax"),
     "PT_REGS_DI": ("pt_regs", "di"),
     "PT_REGS_SI": ("pt_regs", "si"),

@@ -2,9 +2,12 @@
 
 The kernel counts read/write calls and bytes per (cgroup, pid, fd); the path is
 resolved here, through ``/proc/<pid>/fd/<fd>``, only when it still names the
-file the kernel counted: the process must be the same one (start time) and the
-fd must still point at the inode the kernel counted (part of the map key). Otherwise the path stays null and
-``path_resolved`` false, rather than naming a file the process never touched.
+file the kernel counted: the process must be the same one (start time), the
+counted calls must come from the program the pid runs now (its exec generation:
+an fd closed by exec may since name another file whose inode number happens to
+match), and the fd must still point at an inode of the number the kernel
+counted. Otherwise the path stays null and ``path_resolved`` false, rather than
+naming a file the process never touched.
 Records follow FileIOStat in schemas/syscall_counts.avsc.
 """
 
@@ -27,14 +30,16 @@ _FIELDS = ("reads", "read_bytes", "writes", "write_bytes")
 
 def sum_per_cpu(per_cpu: Iterable[Any]) -> dict[str, int]:
     """One key's counters summed over CPUs; the inode number from any CPU that
-    saw the key (CPUs that did not hold zeros)."""
+    saw the key (CPUs that did not hold zeros), the latest exec generation."""
     out = dict.fromkeys(_FIELDS, 0)
-    ino = 0
+    ino = gen = 0
     for v in per_cpu:
         for f in _FIELDS:
             out[f] += int(getattr(v, f))
         ino = ino or int(v.ino)
+        gen = max(gen, int(v.exec_gen))
     out["ino"] = ino
+    out["exec_gen"] = gen
     return out
 
 
@@ -44,7 +49,7 @@ def _start_ticks(pid: int, proc: str) -> int | None:
     except OSError:
         return None
     # comm may hold spaces and parentheses: fields start after the last ')'
-    return int(stat[stat.rindex(b")") + 2:].split()[19])
+    return int(stat[stat.rindex(b")") + 2 :].split()[19])
 
 
 def resolve_fd_path(pid: int, fd: int, start_ns: int, ino: int, proc: str = "/proc") -> str | None:
@@ -62,16 +67,25 @@ def resolve_fd_path(pid: int, fd: int, start_ns: int, ino: int, proc: str = "/pr
     return path
 
 
-def merge_fileio(stats: dict[tuple[int, int], dict[str, int]],
-                 resolve: Callable[[int, int], str | None]) -> list[dict[str, Any]]:
+def merge_fileio(
+    stats: dict[tuple[int, int], dict[str, int]], resolve: Callable[[int, int], str | None]
+) -> list[dict[str, Any]]:
     """FileIOStat records of one process, by (fd, inode), with what
-    ``resolve(fd, inode number)`` gives; one fd appears once per file it named."""
+    ``resolve(fd, inode number)`` gives for the keys of the process's latest
+    program (exec generation); one fd appears once per file it named."""
     out = []
+    latest = max((s.get("exec_gen", 0) for s in stats.values()), default=0)
     for fd, inode in sorted(stats):
         s = stats[(fd, inode)]
-        path = resolve(fd, s.get("ino", 0))
-        out.append({"fd": fd, "path": path, "path_resolved": path is not None,
-                    **{f: int(s.get(f, 0)) for f in _FIELDS}})
+        path = resolve(fd, s.get("ino", 0)) if s.get("exec_gen", 0) == latest else None
+        out.append(
+            {
+                "fd": fd,
+                "path": path,
+                "path_resolved": path is not None,
+                **{f: int(s.get(f, 0)) for f in _FIELDS},
+            }
+        )
     return out
 
 
@@ -101,8 +115,12 @@ class FileIOStats:
         for (cg, pid), fds in by_proc.items():
             p = procs.get(pid)
             start = int(p.start_ns) if p is not None and p.cgroup_id == cg else 0
-            comm = (bytes(p.comm).split(b"\0", 1)[0].decode("utf-8", "replace")
-                    if p is not None else "")
-            out[(cg, pid)] = {"comm": comm, "start_ns": start, "fileio": merge_fileio(
-                fds, lambda fd, ino, pid=pid, start=start: resolve_fd_path(pid, fd, start, ino))}
+            comm = bytes(p.comm).split(b"\0", 1)[0].decode("utf-8", "replace") if p is not None else ""
+            out[(cg, pid)] = {
+                "comm": comm,
+                "start_ns": start,
+                "fileio": merge_fileio(
+                    fds, lambda fd, ino, pid=pid, start=start: resolve_fd_path(pid, fd, start, ino)
+                ),
+            }
         return interval, out
