@@ -60,7 +60,7 @@ class ProbeLoadError(EunomiaError):
 class ProbeSpec:
     """What to load: which groups and the knobs the C code reads."""
 
-    groups: tuple[str, ...] = ("process", "file", "network", "priv", "syscalls")
+    groups: tuple[str, ...] = ("process", "file", "network", "priv", "syscalls", "signal", "oom")
     self_tgid: int = field(default_factory=os.getpid)
     path_max: int = 256
     argv_size: int = 512

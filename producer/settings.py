@@ -24,8 +24,9 @@ def _power_of_two(name: str, v: int, lo: int, hi: int) -> int:
 
 
 class ProducerSettings(BaseModel):
+    # fileio is opt-in: it runs on every read and write of the host
     probes: list[str] = Field(default_factory=lambda: ["process", "file", "network", "priv",
-                                                       "syscalls"])
+                                                       "syscalls", "signal", "oom"])
     # loaded groups switched off; a SIGHUP that changes this list switches them in
     # place (programs stay attached: no restart, nothing in flight lost)
     disabled_probes: list[str] = Field(default_factory=list)
