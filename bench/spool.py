@@ -13,10 +13,13 @@ A local broker is started unless ``--bootstrap`` is given.
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `bench` when run as a script
 
 from confluent_kafka import Producer
 
