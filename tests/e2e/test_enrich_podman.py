@@ -7,11 +7,7 @@ producer, not from a record the test wrote itself."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,9 +16,9 @@ from typing import Any
 import pytest
 
 from eunomia.config import Settings
-from eunomia.kafka.topics import create_topics
-from tests.conftest import BUSYBOX_IMAGE, free_port_block
-from tests.requirements import require_bpf, require_podman, require_root
+from tests.conftest import BUSYBOX_IMAGE
+from tests.e2e.producer_run import running_producer
+from tests.requirements import require_podman
 from tests.unit.enrich import kafka_io
 
 pytestmark = [pytest.mark.kafka, pytest.mark.bpf, pytest.mark.podman, pytest.mark.root]
@@ -37,34 +33,9 @@ GRACE_S = "60"
 
 @pytest.fixture
 def producer(settings: Settings, podman_socket: str, tmp_path: Path) -> Iterator[subprocess.Popen]:
-    """The producer as tests/e2e/test_producer_capture.py runs it, ready on /readyz."""
-    require_root()
-    require_bpf()
     require_podman()
-    create_topics(settings)
-    port = free_port_block()
-    env = {**os.environ, "EUNOMIA_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
-           "EUNOMIA_TOPICS__PREFIX": settings.topics.prefix, "EUNOMIA_METRICS_PORT": str(port),
-           "EUNOMIA_PRODUCER__SPOOL_DIR": str(tmp_path / "spool"), "DOCKER_HOST": podman_socket}
-    log = open(tmp_path / "producer.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([sys.executable, "-m", "eunomia", "producer"], env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, (tmp_path / "producer.log").read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "producer not ready in 120 s"
-            time.sleep(0.5)
+    with running_producer(settings, tmp_path, {}, podman_socket) as (proc, _cfg, _port):
         yield proc
-    finally:
-        kafka_io.stop(proc, timeout=60)
-        log.close()
 
 
 def test_podman_container_events_come_out_enriched_with_its_identity_and_pod(

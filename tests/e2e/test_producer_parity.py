@@ -26,8 +26,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +35,10 @@ import yaml
 from confluent_kafka import Consumer, TopicPartition
 
 from eunomia.config import Settings
-from eunomia.kafka.topics import create_topics
 from eunomia.schemas import AvroCodec
-from tests.conftest import BUSYBOX_IMAGE, free_port_block
-from tests.requirements import require_bpf, require_podman, require_root
+from tests.conftest import BUSYBOX_IMAGE
+from tests.e2e.producer_run import running_producer
+from tests.requirements import require_podman
 from tests.unit.enrich import kafka_io
 
 pytestmark = [pytest.mark.kafka, pytest.mark.bpf, pytest.mark.root]
@@ -47,52 +46,6 @@ pytestmark = [pytest.mark.kafka, pytest.mark.bpf, pytest.mark.root]
 ALL_GROUPS = ["process", "file", "network", "priv", "syscalls", "signal", "oom", "fileio"]
 GRACE_S = "60"  # as tests/e2e/test_enrich_podman.py: podman's record may lag on a loaded host
 codec = AvroCodec()
-
-
-@contextmanager
-def running_producer(
-    settings: Settings, tmp_path: Path, config: dict[str, Any], docker_host: str | None = None
-) -> Iterator[tuple[subprocess.Popen, Path, int]]:
-    """The producer as tests/e2e/test_producer_capture.py runs it, its producer
-    options in a YAML file (EUNOMIA_CONFIG) that a test may rewrite before a SIGHUP;
-    yields (process, config file, metrics port) once /readyz answers."""
-    require_root()
-    require_bpf()
-    create_topics(settings)
-    port = free_port_block()
-    cfg = tmp_path / "eunomia.yaml"
-    cfg.write_text(yaml.safe_dump({"producer": {**config, "spool_dir": str(tmp_path / "spool")}}))
-    env = {
-        **os.environ,
-        "EUNOMIA_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
-        "EUNOMIA_TOPICS__PREFIX": settings.topics.prefix,
-        "EUNOMIA_METRICS_PORT": str(port),
-        "EUNOMIA_CONFIG": str(cfg),
-    }
-    if docker_host:
-        env["DOCKER_HOST"] = docker_host
-    logf = tmp_path / "producer.log"
-    log = logf.open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "eunomia", "producer"], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, logf.read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "producer not ready in 120 s"
-            time.sleep(0.5)
-        yield proc, cfg, port
-    finally:
-        kafka_io.stop(proc, timeout=60)
-        log.close()
-    assert proc.returncode == 0, logf.read_text()[-3000:]
 
 
 class Tail:

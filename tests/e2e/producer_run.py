@@ -1,0 +1,69 @@
+"""The real producer as the e2e tests run it: a subprocess against the test's
+broker, its producer options in a YAML file (EUNOMIA_CONFIG) a test may rewrite
+before a SIGHUP, ready once /readyz answers, stopped and checked at the end."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from eunomia.config import Settings
+from eunomia.kafka.topics import create_topics
+from tests.conftest import free_port_block
+from tests.requirements import require_bpf, require_root
+from tests.unit.enrich import kafka_io
+
+
+@contextmanager
+def running_producer(
+    settings: Settings, tmp_path: Path, config: dict[str, Any], docker_host: str | None = None
+) -> Iterator[tuple[subprocess.Popen, Path, int]]:
+    """The producer as tests/e2e/test_producer_capture.py runs it, its producer
+    options in a YAML file (EUNOMIA_CONFIG) that a test may rewrite before a SIGHUP;
+    yields (process, config file, metrics port) once /readyz answers."""
+    require_root()
+    require_bpf()
+    create_topics(settings)
+    port = free_port_block()
+    cfg = tmp_path / "eunomia.yaml"
+    cfg.write_text(yaml.safe_dump({"producer": {**config, "spool_dir": str(tmp_path / "spool")}}))
+    env = {
+        **os.environ,
+        "EUNOMIA_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        "EUNOMIA_TOPICS__PREFIX": settings.topics.prefix,
+        "EUNOMIA_METRICS_PORT": str(port),
+        "EUNOMIA_CONFIG": str(cfg),
+    }
+    if docker_host:
+        env["DOCKER_HOST"] = docker_host
+    logf = tmp_path / "producer.log"
+    log = logf.open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "eunomia", "producer"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, logf.read_text()[-3000:]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "producer not ready in 120 s"
+            time.sleep(0.5)
+        yield proc, cfg, port
+    finally:
+        kafka_io.stop(proc, timeout=60)
+        log.close()
+    assert proc.returncode == 0, logf.read_text()[-3000:]
