@@ -7,8 +7,11 @@ per-process-tree rule sees all of its events there. Engine state is saved, key b
 key as it changes, in a changelog-backed table whose changes go to the changelog
 partition of the input partition (``PartitionedTable``): a worker that takes over
 a partition after a crash or a rebalance rebuilds that partition's engine from
-the table and resumes where the old one stopped. Alert ids are deterministic,
-so events processed twice (at-least-once) give the same ids.
+the table and resumes where the old one stopped. State is saved after every
+batch but the input offset is committed later, so a successor reads again events
+its restored state already holds: the engine recognises them (older than the
+watermark, already buffered, or applied at the watermark) and does not count them
+twice. Alert ids are deterministic, so a repeated alert is the same alert.
 
 Idle partitions: multi-event matches wait in the engine's reorder buffer until
 the watermark (newest event time minus the allowed lateness) passes them, and
@@ -42,7 +45,7 @@ from eunomia.schemas import AvroCodec, CodecError
 from .app import create_app, partitioned_table
 from .dlq import DeadLetters
 from .output import WorkerOutput
-from .rules import Engine, RuleLoadError, RuleSet, load_files, ocsf_json, pack_files
+from .rules import ENGINE_KEY, Engine, RuleLoadError, RuleSet, load_files, ocsf_json, pack_files
 
 __all__ = ["build_app", "load_rules"]
 
@@ -109,8 +112,11 @@ def build_app(settings: Settings, *, rule_paths: Sequence[Path] = (), default_pa
             ALERTS.labels(a["rule_id"], a["level"]).inc()
 
     def save(partition: int, engine: Engine) -> None:
+        # the engine key (watermark, reorder buffer) goes last: a kill between the
+        # writes then leaves rule state ahead of it, which replay can only repeat
+        # (at-least-once), never lose
         state.write_partition = partition
-        for rule_id, key in engine.take_dirty():
+        for rule_id, key in sorted(engine.take_dirty(), key=lambda rk: rk[0] == ENGINE_KEY):
             tk = _state_key(partition, rule_id, key)
             blob = engine.export_state(rule_id, key)
             if blob is None:

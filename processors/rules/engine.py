@@ -72,8 +72,10 @@ class Engine:
         self.timers = Timers(dirty=set() if track_dirty else None)
         self.max_ts: int | None = None
         self.watermark: int | None = None
-        self.stats = {"events": 0, "late": 0, "alerts": 0}
+        self.stats = {"events": 0, "late": 0, "repeated": 0, "alerts": 0}
         self._buffer: list[tuple[int, str, int, dict[str, Any], list[tuple[_Probe, list[int], bool]]]] = []
+        self._buffered: set[str] = set()  # ids in the buffer
+        self._edge: set[str] = set()  # ids applied whose time equals the watermark
         self._seq = 0
         self.runners: dict[str, Runner] = {}
         self.ruleset = ruleset
@@ -114,10 +116,12 @@ class Engine:
         # buffered probes point at old rule objects: recompute matches for the new ones
         pending = [(t, i, s, e) for t, i, s, e, _ in self._buffer]
         self._buffer = []
+        self._buffered = set()
         for t, i, s, e in pending:
             ms = self._matches(e)
             if ms:
                 heapq.heappush(self._buffer, (t, i, s, e, ms))
+                self._buffered.add(i)
         return dropped
 
     def _kind(self, kind: str) -> _KindIndex:
@@ -172,10 +176,10 @@ class Engine:
             if ms:
                 if self.watermark is not None and ts < self.watermark:
                     self.stats["late"] += 1
+                elif ev["id"] in self._buffered or (ts == self.watermark and ev["id"] in self._edge):
+                    self.stats["repeated"] += 1
                 else:
-                    self._seq += 1
-                    heapq.heappush(self._buffer, (ts, ev["id"], self._seq, e, ms))
-                    self._touch_engine()
+                    self._push(ts, ev["id"], e, ms)
         if self.max_ts is None or ts > self.max_ts:
             self.max_ts = ts
             alerts += self._advance(ts - self.lateness_ns)
@@ -202,6 +206,7 @@ class Engine:
             return []
         if self.watermark is None or wm > self.watermark:
             self.watermark = wm
+            self._edge = set()
             self._touch_engine()
         wm = self.watermark
         alerts: list[Alert] = []
@@ -218,10 +223,19 @@ class Engine:
                 continue
             if nxt is None:
                 break
-            _, _, _, e, ms = heapq.heappop(buf)
+            t, i, _, e, ms = heapq.heappop(buf)
+            self._buffered.discard(i)
+            if t == wm:
+                self._edge.add(i)
             for probe, hits, u in ms:
                 alerts += probe.runner.on_event(e, hits, u)
         return alerts
+
+    def _push(self, ts: int, eid: str, e: dict[str, Any], ms: list[tuple[_Probe, list[int], bool]]) -> None:
+        self._seq += 1
+        heapq.heappush(self._buffer, (ts, eid, self._seq, e, ms))
+        self._buffered.add(eid)
+        self._touch_engine()
 
     # -- state snapshots -----------------------------------------------------------------
     def _touch_engine(self) -> None:
@@ -239,7 +253,7 @@ class Engine:
     def export_state(self, rule_id: str, key: str) -> bytes | None:
         """One key's state as bytes, or None when it no longer exists (delete it)."""
         if rule_id == ENGINE_KEY:
-            return json.dumps({"wm": self.watermark, "max_ts": self.max_ts,
+            return json.dumps({"wm": self.watermark, "max_ts": self.max_ts, "edge": sorted(self._edge),
                                "buf": [[t, i, e] for t, i, _, e, _ in sorted(self._buffer)]}).encode()
         runner = self.runners.get(rule_id)
         state = runner.export(key) if runner else None
@@ -249,11 +263,11 @@ class Engine:
         data = json.loads(blob)
         if rule_id == ENGINE_KEY:
             self.watermark, self.max_ts = data["wm"], data["max_ts"]
+            self._edge = set(data.get("edge", ()))
             for t, i, e in data["buf"]:
                 ms = self._matches(e)
-                if ms:
-                    self._seq += 1
-                    heapq.heappush(self._buffer, (t, i, self._seq, e, ms))
+                if ms and i not in self._buffered:
+                    self._push(t, i, e, ms)
             return
         runner = self.runners.get(rule_id)
         if runner is not None:  # state of a rule that no longer exists is dropped

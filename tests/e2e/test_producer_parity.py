@@ -95,8 +95,12 @@ def podman(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 
 TARGET = "sleep 301; exit 7"  # exits 7 early only if its sleep is killed
 SENDER = "for i in $(seq 1 300); do p=$(pidof sleep) && break; sleep 0.1; done; kill -TERM $p"
+# the sibling kills only once the child has become "sleep 302" (a kill between the
+# fork and the exec would hit a shell that never runs sleep)
 SIBLINGS = (
-    'sleep 302 & p=$!; sh -c "kill -TERM $p"; wait $p; sleep 303 & q=$!; kill -TERM $q; wait $q; exit 5'
+    "sleep 302 & p=$!; "
+    "until [ \"$(tr '\\0' ' ' < /proc/$p/cmdline)\" = 'sleep 302 ' ]; do :; done; "
+    'sh -c "kill -TERM $p"; wait $p; sleep 303 & q=$!; kill -TERM $q; wait $q; exit 5'
 )
 HOG = "tail /dev/zero"  # buffers an endless line: grows until the memory limit kills it
 
