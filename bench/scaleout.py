@@ -47,8 +47,8 @@ def _ready(port: int) -> bool:
 
 def _start_workers(settings: Settings, name: str, k: int, logdir: Path,
                    attempts: int = 3) -> list[tuple[subprocess.Popen, int]]:
-    """k workers, ready; a start that hangs (faust's intermittent start-up hang,
-    see docs/reliability.md) is stopped and tried again, and nothing is left
+    """k workers, ready; a start that hangs (a guard: workers stalled at start-up
+    until /readyz stopped touching faust from its own thread) is stopped and tried again, and nothing is left
     running when every attempt fails."""
     for attempt in range(1, attempts + 1):
         procs = []

@@ -116,8 +116,8 @@ def run_up(settings: Settings, *, bootstrap: str | None, workers: list[str], pro
                     _wait_ready({worker: port}, sup, stop, console, timeout=60.0)
                     break
                 except EunomiaError:
-                    # a faust worker was seen to hang at start-up now and then;
-                    # a fresh process joins in seconds
+                    # a guard: workers stalled at start-up ~1 in 10 until /readyz
+                    # stopped touching faust's services from its own thread
                     if attempt == 3 or stop.is_set():
                         raise
                     console.print(f"  {worker} not ready after 60 s: restarting it")

@@ -33,6 +33,7 @@ Conventions (the rules, seccomp and health processors build on these):
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,8 @@ from typing import Any
 import faust
 
 from eunomia.config import KafkaSettings, Settings
+
+log = logging.getLogger(__name__)
 
 __all__ = ["PartitionedTable", "create_app", "fast_producer", "flush_async", "input_topic",
            "partitioned_table", "run_worker"]
@@ -180,10 +183,22 @@ def run_worker(app: faust.App, settings: Settings, *, loglevel: str = "WARNING")
     """
     endpoints = None
     if settings.metrics_port:
+        import threading
+
         from eunomia.endpoints import Endpoints
 
-        endpoints = Endpoints(settings.metrics_port,
-                              ready=lambda: app.tables.recovery.completed.is_set()).start()
+        # /readyz is answered on the HTTP server's thread, which must not touch
+        # faust's services: the first access to ``app.tables.recovery`` creates it
+        # and binds the table manager to that thread's event loop, after which the
+        # worker waits forever for its tables (it stalled at start-up ~1 in 10).
+        # The app's own loop copies recovery's state into a thread-safe flag.
+        ready = threading.Event()
+        endpoints = Endpoints(settings.metrics_port, ready=ready.is_set).start()
+
+        @app.timer(0.5)
+        async def _ready() -> None:
+            if app.tables.recovery.completed.is_set():
+                ready.set()
 
         @app.timer(5.0)
         async def _beat() -> None:
@@ -195,9 +210,21 @@ def run_worker(app: faust.App, settings: Settings, *, loglevel: str = "WARNING")
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     except ImportError:  # pragma: no cover - optional speed-up
         pass
+    _install_stack_dumps()
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     try:
         worker.execute_from_commandline()
     finally:
         if endpoints is not None:
             endpoints.stop()
+
+
+def _install_stack_dumps() -> None:
+    """SIGUSR2 writes every thread's stack to stderr (mode's worker already logs
+    every asyncio task's stack on SIGUSR1): a worker that stops making progress
+    can be asked where it waits without killing it."""
+    import faulthandler
+    import signal
+    import sys
+
+    faulthandler.register(signal.SIGUSR2, file=sys.stderr, all_threads=True)

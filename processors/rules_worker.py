@@ -19,7 +19,9 @@ the watermark moves only with events. A partition that got nothing for
 ``idle_s`` of wall time would hold the end of an attack forever, so a timer then
 advances that engine's watermark to ``now - idle_lag_s`` (at least to its newest
 event): the buffered matches are judged and window deadlines in the past fire.
-Offline replay does the same at the end of a file (``Engine.flush``).
+Offline replay does the same at the end of a file (``Engine.flush``). A worker
+builds the engines of all its assigned partitions once recovery is done, so a
+partition taken over with nothing left to read is idled out too.
 
 SIGHUP reloads the rule files: a file with an error is rejected (logged with
 file:line:column) and the old rules keep running; unchanged rules keep state.
@@ -143,13 +145,30 @@ def build_app(settings: Settings, *, rule_paths: Sequence[Path] = (), default_pa
             for p in touched:
                 last_event[p] = now
             EVALUATED.inc(len(events))
-            for p in touched:
-                save(p, engines[p])
+            # alerts are acknowledged before the state that no longer expects them
+            # is saved: a kill in between repeats them on replay instead of losing them
+            batch_engines = {p: engines[p] for p in touched}
             await out.flush()
+            for p, engine in batch_engines.items():
+                if engines.get(p) is engine:  # not revoked while flushing
+                    save(p, engine)
+
+    def adopt_assigned(now: float) -> None:
+        """Build the engines of assigned partitions that get no new events: a
+        partition taken over after its stream was read to the end still holds
+        buffered matches and deadlines, and only a built engine can idle them out."""
+        if app.rebalancing or app.in_recovery or not app.tables.recovery.completed.is_set():
+            return
+        topic = source.get_topic_name()
+        for tp in app.consumer.assignment():
+            if tp.topic == topic and tp.partition not in engines:
+                engine_for(tp.partition)
+                last_event.setdefault(tp.partition, now)
 
     @app.timer(1.0)
     async def _idle() -> None:
         now = time.monotonic()
+        adopt_assigned(now)
         for p, engine in list(engines.items()):
             if now - last_event.get(p, now) < idle_s or engine.max_ts is None:
                 continue
@@ -157,14 +176,16 @@ def build_app(settings: Settings, *, rule_paths: Sequence[Path] = (), default_pa
             if engine.watermark is not None and engine.watermark >= target:
                 continue
             emit(engine.advance_watermark(target))
-            save(p, engine)
-        await out.flush()
+            await out.flush()
+            if engines.get(p) is engine:
+                save(p, engine)
 
     @app.on_partitions_revoked.connect
     async def _revoked(app_: faust.App, revoked: set, **kwargs: Any) -> None:
         for tp in revoked:
             if tp.topic == source.get_topic_name():
                 engines.pop(tp.partition, None)  # rebuilt from the table if it comes back
+                last_event.pop(tp.partition, None)
 
     def reload() -> None:
         try:
