@@ -34,6 +34,7 @@ import base64
 import logging
 import signal
 import time
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,26 @@ SEP = "\x1f"
 EVALUATED = Counter("eunomia_rules_events_evaluated", "Enriched events evaluated by the rule engine")
 ALERTS = Counter("eunomia_alerts", "Alerts raised, by rule and level", ["rule", "level"])
 RELOADS = Counter("eunomia_rules_reloads", "Rule reloads, by result", ["result"])
+UNSAVED = Counter("eunomia_rules_state_unsaved", "Engine state saves skipped because one key's "
+                  "state is larger than a changelog message may be, by rule", ["rule"])
+
+# One key's state goes to the changelog as one message: above this (after zlib)
+# it would exceed the broker's and the producer's 1 MiB default and crash the
+# worker's producer, so it is kept in memory only and counted instead.
+STATE_MAX_BYTES = 900 * 1024
+_Z = "z:"  # stored value prefix: zlib-compressed; older values are plain base64
+
+
+def encode_state(blob: bytes) -> str:
+    """The table value of one key's engine state (windows of similar events
+    compress ~10x, which keeps large per-host windows under the message limit)."""
+    return _Z + base64.b64encode(zlib.compress(blob, 1)).decode()
+
+
+def decode_state(value: str) -> bytes:
+    if value.startswith(_Z):
+        return zlib.decompress(base64.b64decode(value[len(_Z):]))
+    return base64.b64decode(value)
 
 
 def load_rules(paths: Sequence[Path], *, default_pack: bool = True) -> RuleSet:
@@ -98,7 +119,7 @@ def build_app(settings: Settings, *, rule_paths: Sequence[Path] = (), default_pa
             for k, blob in list(state.items()):
                 if isinstance(k, str) and k.startswith(prefix) and blob is not None:
                     _p, rule_id, key = k.split(SEP, 2)
-                    engine.import_state(rule_id, key, base64.b64decode(blob))
+                    engine.import_state(rule_id, key, decode_state(blob))
                     restored += 1
             engine.take_dirty()
             if restored:
@@ -113,6 +134,8 @@ def build_app(settings: Settings, *, rule_paths: Sequence[Path] = (), default_pa
             out.produce(ocsf_name, key, ocsf_json(a))
             ALERTS.labels(a["rule_id"], a["level"]).inc()
 
+    warned: set[str] = set()
+
     def save(partition: int, engine: Engine) -> None:
         # the engine key (watermark, reorder buffer) goes last: a kill between the
         # writes then leaves rule state ahead of it, which replay can only repeat
@@ -121,11 +144,20 @@ def build_app(settings: Settings, *, rule_paths: Sequence[Path] = (), default_pa
         for rule_id, key in sorted(engine.take_dirty(), key=lambda rk: rk[0] == ENGINE_KEY):
             tk = _state_key(partition, rule_id, key)
             blob = engine.export_state(rule_id, key)
-            if blob is None:
+            value = encode_state(blob) if blob is not None else None
+            if value is not None and len(value) > STATE_MAX_BYTES:
+                UNSAVED.labels(rule_id).inc()
+                if rule_id not in warned:
+                    warned.add(rule_id)
+                    log.warning("rule %s: state of key %s is %d bytes compressed, over the %d a "
+                                "changelog message may hold; kept in memory only (a takeover "
+                                "restarts its windows)", rule_id, key, len(value), STATE_MAX_BYTES)
+                value = None  # a stale saved state would be wrong after a takeover
+            if value is None:
                 if tk in state:
                     del state[tk]
             else:
-                state[tk] = base64.b64encode(blob).decode()
+                state[tk] = value
 
     @app.agent(source, name="rules")
     async def evaluate(stream: faust.StreamT) -> None:
