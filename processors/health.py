@@ -26,6 +26,7 @@ from eunomia.schemas import AvroCodec, CodecError
 
 from .app import create_app, partitioned_table
 from .dlq import DeadLetters
+from .offset_guard import OffsetGuard
 from .output import WorkerOutput
 from .rules.alerts import alert_id
 
@@ -112,6 +113,7 @@ class GapTracker:
 def build_app(settings: Settings, *, store: str = "memory://", web_port: int | None = None,
               datadir: Any = None) -> faust.App:
     app = create_app("health", settings, store=store, web_port=web_port, datadir=datadir)
+    guard = OffsetGuard.install(app)  # input faust's stream skipped is read again
     codec = AvroCodec()
     # each table is co-partitioned with the topic that feeds it (faust waits
     # forever on a table whose partition count differs from its source's)
@@ -137,7 +139,7 @@ def build_app(settings: Settings, *, store: str = "memory://", web_port: int | N
     async def seqs(stream: faust.StreamT) -> None:
         tracker = GapTracker(seq_table)
         async for events in stream.take_events(2000, within=0.1):
-            for ev in events:
+            for ev in await guard.admit(events):
                 msg = ev.message
                 try:
                     rec = codec.decode(msg.value, expect="raw_event")
@@ -152,6 +154,8 @@ def build_app(settings: Settings, *, store: str = "memory://", web_port: int | N
     async def heartbeats(stream: faust.StreamT) -> None:
         tracker = GapTracker(health_table)
         async for ev in stream.events():
+            if not await guard.admit_one(ev):
+                continue
             msg = ev.message
             try:
                 rec = codec.decode(msg.value, expect="producer_health")

@@ -47,6 +47,7 @@ from eunomia.schemas import AvroCodec, CodecError
 
 from .app import create_app, partitioned_table
 from .dlq import DeadLetters
+from .offset_guard import OffsetGuard
 from .output import WorkerOutput
 from .rules import ENGINE_KEY, Engine, RuleLoadError, RuleSet, load_files, ocsf_json, pack_files
 
@@ -97,6 +98,7 @@ def build_app(settings: Settings, *, rule_paths: Sequence[Path] = (), default_pa
               lateness_s: float = 2.0, batch: int = 500, idle_s: float = 3.0,
               idle_lag_s: float = 10.0) -> faust.App:
     app = create_app("rules", settings, store=store, web_port=web_port, datadir=datadir)
+    guard = OffsetGuard.install(app)  # input faust's stream skipped is read again
     codec = AvroCodec()
     ruleset = {"current": load_rules(rule_paths, default_pack=default_pack)}
     state = partitioned_table(app, "engine-state", help="rule engine state per input partition")
@@ -162,6 +164,7 @@ def build_app(settings: Settings, *, rule_paths: Sequence[Path] = (), default_pa
     @app.agent(source, name="rules")
     async def evaluate(stream: faust.StreamT) -> None:
         async for events in stream.take_events(batch, within=0.05):
+            events = await guard.admit(events)
             touched: set[int] = set()
             for ev in events:
                 msg = ev.message

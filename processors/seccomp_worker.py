@@ -27,6 +27,7 @@ from eunomia.schemas import AvroCodec, CodecError
 
 from .app import create_app, partitioned_table
 from .dlq import DeadLetters
+from .offset_guard import OffsetGuard
 from .output import WorkerOutput
 from .rules.alerts import alert_id
 from .seccomp_profile import (
@@ -120,6 +121,7 @@ def build_app(settings: Settings, *, store: str = "memory://", web_port: int | N
     """The seccomp app. ``learn_after_publish=False`` freezes an image's set at its
     first profile: later syscalls only alert."""
     app = create_app("seccomp", settings, store=store, web_port=web_port, datadir=datadir)
+    guard = OffsetGuard.install(app)  # input faust's stream skipped is read again
     codec = AvroCodec()
     images = partitioned_table(app, "images", help="learned syscall state per image")
     by_image_name = settings.topic("seccomp.by-image")
@@ -143,6 +145,8 @@ def build_app(settings: Settings, *, store: str = "memory://", web_port: int | N
     @app.agent(source, name="seccomp-route")
     async def route(stream: faust.StreamT) -> None:
         async for ev in stream.events():
+            if not await guard.admit_one(ev):
+                continue
             msg = ev.message
             try:
                 obs = observation(codec.decode(msg.value, expect="enriched_event"))
@@ -156,6 +160,8 @@ def build_app(settings: Settings, *, store: str = "memory://", web_port: int | N
     @app.agent(by_image, name="seccomp-fold")
     async def fold_images(stream: faust.StreamT) -> None:
         async for ev in stream.events():
+            if not await guard.admit_one(ev):
+                continue
             obs = _obs_from_json(ev.message.value)
             now = time.time_ns()
             state = images.get(obs.image) or new_state(obs.image, obs.image_id, obs.arch)

@@ -1,0 +1,164 @@
+"""Finds input messages that faust skipped, and has them read again.
+
+faust-streaming's stream drops a message whose consumer generation is not the
+app's current one (``Skipping message ... generation_id`` at dev log level) without
+tracking it, and its commit logic tolerates exactly one missing offset at the
+head of a partition's acknowledged offsets. A message fetched in the instant a
+worker joins its group (a successor that finds events already waiting) can
+therefore be neither processed nor re-read: the next commit moves past it. CI
+saw one raw event lost that way after a worker was SIGKILLed and replaced.
+
+Every agent that reads input passes its events through ``admit``. Offsets of a
+partition must follow one another (our input topics are neither compacted nor
+written in transactions); the first offset after an assignment must be the
+committed one. When one is missing, the partition is sought back to it, and the
+events after the hole are neither processed nor acknowledged (so no commit can
+pass the hole) until the missing offset comes back. Offsets that never come
+back (deleted by retention before they were read) are given up after
+``give_up_s`` with a warning and a count, never silently.
+
+The class is pure logic over (partition, offset) pairs; ``committed`` and
+``seek`` connect it to faust (``for_app``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+__all__ = ["OffsetGuard"]
+
+log = logging.getLogger(__name__)
+
+try:
+    from prometheus_client import Counter
+
+    RESEEKS = Counter("eunomia_input_reseeks_total",
+                      "input partitions sought back to an offset the stream skipped", ["topic"])
+    GIVEN_UP = Counter("eunomia_input_offsets_given_up_total",
+                       "input offsets that did not come back after a seek (deleted before read)",
+                       ["topic"])
+except ImportError:  # pragma: no cover - prometheus-client is a dependency
+    RESEEKS = GIVEN_UP = None
+
+
+class OffsetGuard:
+    """Admits a partition's events only in offset order, re-reading holes."""
+
+    def __init__(self, committed: Callable[[Any], int | None],
+                 seek: Callable[[Any, int], Awaitable[None]], *,
+                 skip: Callable[[Any, int, int], Awaitable[None]] | None = None,
+                 reseek_s: float = 1.0, give_up_s: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.committed = committed
+        self.seek = seek
+        self.skip = skip  # tells the consumer a given-up range counts as done
+        self.reseek_s = reseek_s
+        self.give_up_s = give_up_s
+        self.clock = clock
+        self._next: dict[Any, int] = {}  # tp -> offset expected next
+        self._waiting: dict[Any, list[float]] = {}  # tp -> [first seek, last seek]
+        self.stats = {"holes": 0, "reseeks": 0, "held_back": 0, "given_up": 0}
+
+    @classmethod
+    def for_app(cls, app: Any, **kw: Any) -> OffsetGuard:
+        """A guard reading faust's committed offsets and seeking its consumer."""
+
+        def committed(tp: Any) -> int | None:
+            # set from the broker at each assignment (Consumer.perform_seek), then
+            # by each commit: the next offset this group has to read
+            offsets = getattr(app.consumer, "_committed_offset", None)
+            return offsets.get(tp) if offsets is not None else None
+
+        async def seek(tp: Any, offset: int) -> None:
+            await app.consumer.seek(tp, offset)
+
+        async def skip(tp: Any, first: int, last: int) -> None:
+            # faust's own record of offsets that do not exist (compaction, markers):
+            # without it the commit of this partition would wait for them forever
+            add_gap = getattr(app.consumer, "_add_gap", None)
+            if add_gap is not None:
+                await add_gap(tp, first, last)
+
+        return cls(committed, seek, skip=skip, **kw)
+
+    @classmethod
+    def install(cls, app: Any, **kw: Any) -> OffsetGuard:
+        """``for_app``, reset at every rebalance."""
+        guard = cls.for_app(app, **kw)
+
+        async def _reset(sender: Any, *args: Any, **kwargs: Any) -> None:
+            guard.reset()
+
+        app.on_partitions_assigned.connect(_reset)
+        app.on_partitions_revoked.connect(_reset)
+        return guard
+
+    def reset(self) -> None:
+        """Forget expectations: after a rebalance the committed offsets are the truth."""
+        self._next.clear()
+        self._waiting.clear()
+
+    async def admit(self, events: Iterable[Any]) -> list[Any]:
+        """The events to process now, in order; the others are held back
+        unacknowledged (faust reads them again after the seek)."""
+        out: list[Any] = []
+        for ev in events:
+            msg = ev.message
+            tp = msg.tp
+            if await self._accept(tp, msg.offset, msg.topic):
+                out.append(ev)
+            else:
+                self.stats["held_back"] += 1
+                msg.acked = True  # faust's ack skips it: no commit may pass the hole
+        return out
+
+    async def admit_one(self, ev: Any) -> bool:
+        """``admit`` for an agent that reads one event at a time."""
+        return bool(await self.admit([ev]))
+
+    async def _accept(self, tp: Any, offset: int, topic: str) -> bool:
+        expected = self._next.get(tp)
+        if expected is None:
+            expected = self.committed(tp)
+        if expected is None or offset <= expected:
+            # in order, or read again after a rebalance (at-least-once: process it)
+            if offset == expected or expected is None or tp not in self._waiting:
+                self._waiting.pop(tp, None)
+                self._next[tp] = offset + 1
+                return True
+            return False  # an older copy still in flight while we wait for ``expected``
+        now = self.clock()
+        waiting = self._waiting.get(tp)
+        if waiting is None:
+            self.stats["holes"] += 1
+            log.warning("input %s: offsets %d..%d missing (skipped by the stream, or deleted); "
+                        "reading them again", tp, expected, offset - 1)
+            self._waiting[tp] = [now, now]
+            await self._seek(tp, expected, topic)
+            return False
+        first, last = waiting
+        if now - first >= self.give_up_s:
+            self.stats["given_up"] += offset - expected
+            log.error("input %s: offsets %d..%d did not come back after %.0f s of seeking "
+                      "(deleted before they were read?); going on without them",
+                      tp, expected, offset - 1, now - first)
+            if GIVEN_UP is not None:
+                GIVEN_UP.labels(topic).inc(offset - expected)
+            del self._waiting[tp]
+            self._next[tp] = offset + 1
+            if self.skip is not None:
+                await self.skip(tp, expected, offset - 1)
+            return True
+        if now - last >= self.reseek_s:
+            waiting[1] = now
+            await self._seek(tp, expected, topic)
+        return False
+
+    async def _seek(self, tp: Any, offset: int, topic: str) -> None:
+        self.stats["reseeks"] += 1
+        if RESEEKS is not None:
+            RESEEKS.labels(topic).inc()
+        await self.seek(tp, offset)
