@@ -42,6 +42,9 @@ class ContainerFeed:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        """Start reading (once; later calls do nothing)."""
+        if self._thread is not None:
+            return
         self._thread = threading.Thread(target=self._run, name="container-feed", daemon=True)
         self._thread.start()
 

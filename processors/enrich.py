@@ -10,7 +10,10 @@ pure ``Enricher`` does the work; this module only wires it to faust:
   changelog partition of the input event that caused it (``PartitionedTable``);
   a rebalance or restart rebuilds them and the engine re-reads its indexes;
 - containers come from every worker's own copy of the compacted topic
-  (``ContainerFeed``); a timer releases held events whose record arrived;
+  (``ContainerFeed``), read from the moment the agent starts (not after the
+  first assignment: a successor would otherwise hold its first events as if
+  their records were late); a timer releases held events whose record arrived;
+- ``OffsetGuard`` has input that faust's stream skipped read again;
 - undecodable or schema-invalid input, and records that cannot be enriched,
   go to the DLQ; the worker keeps running;
 - output goes through a confluent-kafka producer flushed before each batch is
@@ -35,6 +38,7 @@ from .container_feed import ContainerFeed
 from .dlq import DeadLetters
 from .enricher import Enricher, Output
 from .lineage import CachedMapping
+from .offset_guard import OffsetGuard
 
 __all__ = ["build_app", "make_codec"]
 
@@ -78,6 +82,7 @@ def build_app(settings: Settings, *, store: str = "memory://", web_port: int | N
     out_name = settings.topic("enriched.events")
     state = {"reload": True}
     encode = codec.encode
+    guard = OffsetGuard.install(app)
 
     def emit(outs: list[Output]) -> None:
         for key, rec in outs:
@@ -104,20 +109,31 @@ def build_app(settings: Settings, *, store: str = "memory://", web_port: int | N
     async def _revoked(sender: Any, revoked: Any, **kw: Any) -> None:
         state["reload"] = True
 
-    @app.task
-    async def _start_feed() -> None:
-        feed.start()
+    def recovered() -> bool:
+        return not app.rebalancing and app.tables.recovery.completed.is_set()
+
+    def maybe_reload() -> bool:
+        """Re-read held keys once the tables are recovered; False while they are not."""
+        if state["reload"]:
+            if not recovered():
+                return False
+            state["reload"] = False
+            enricher.reload_pending()
+        return True
 
     @app.agent(source, name="enrich")
     async def enrich(stream: faust.StreamT) -> None:
+        feed.start()  # app tasks start only after the first recovery: too late
         for _ in range(600):  # the first events should find the directory loaded
             if feed.ready.is_set():
                 break
             await asyncio.sleep(0.05)
         async for batch in stream.take_events(BATCH, within=0.1):
-            if state["reload"]:
-                state["reload"] = False
-                enricher.reload_pending()
+            batch = await guard.admit(batch)
+            if not batch:
+                continue
+            while not maybe_reload():  # events fetched while a rebalance recovers tables
+                await asyncio.sleep(0.05)
             drain_feed()
             for ev in batch:
                 msg = ev.message
@@ -136,8 +152,10 @@ def build_app(settings: Settings, *, store: str = "memory://", web_port: int | N
 
     @app.timer(0.5)
     async def release_held() -> None:
-        if state["reload"]:
-            return  # the agent re-reads state first (tables may be recovering)
+        # after a rebalance held keys are re-read here too, so a partition that
+        # gets no new event still releases what it holds
+        if not maybe_reload():
+            return
         drain_feed()
         emit(enricher.tick())
         await flush_async(out)
