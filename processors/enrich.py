@@ -121,6 +121,18 @@ def build_app(settings: Settings, *, store: str = "memory://", web_port: int | N
             enricher.reload_pending()
         return True
 
+    def owned(batch: list[Any]) -> list[Any]:
+        """Events of partitions still assigned: one fetched before a rebalance that
+        moved its partition is the new owner's to enrich (it reads it again from
+        the committed offset), and its state changes belong to that owner."""
+        assigned = app.consumer.assignment()
+        keep = [ev for ev in batch if ev.message.tp in assigned]
+        if len(keep) != len(batch):
+            for ev in batch:
+                if ev.message.tp not in assigned:
+                    ev.message.acked = True
+        return keep
+
     @app.agent(source, name="enrich")
     async def enrich(stream: faust.StreamT) -> None:
         feed.start()  # app tasks start only after the first recovery: too late
@@ -134,6 +146,7 @@ def build_app(settings: Settings, *, store: str = "memory://", web_port: int | N
                 continue
             while not maybe_reload():  # events fetched while a rebalance recovers tables
                 await asyncio.sleep(0.05)
+            batch = owned(batch)
             drain_feed()
             for ev in batch:
                 msg = ev.message
