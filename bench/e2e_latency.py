@@ -146,20 +146,13 @@ def main() -> None:
                            ("rules", ["worker", "rules"])):
             ports[name] = free_port_block()
             sup.spawn(name, argv, {**env, "EUNOMIA_METRICS_PORT": str(ports[name])})
-        import urllib.request
+        from eunomia.endpoints import wait_ready
 
         deadline = time.monotonic() + 300
         for name, port in ports.items():
-            while True:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
-                        if r.status == 200:
-                            break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline or sup.failed():
-                    raise RuntimeError(f"{name} not ready; logs in {sup.log_dir}")
-                time.sleep(0.5)
+            if not wait_ready(port, timeout=max(0.0, deadline - time.monotonic()),
+                              alive=lambda: not sup.failed()):
+                raise RuntimeError(f"{name} not ready; logs in {sup.log_dir}")
         procs = {c.name: psutil.Process(c.proc.pid) for c in sup.children if c.proc}
 
         def sample() -> None:

@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench._common import Figure, bench_args, report  # noqa: E402
 from eunomia.config import KafkaSettings, Settings, TopicSettings  # noqa: E402
+from eunomia.endpoints import wait_ready  # noqa: E402
 
 STORM_CPU, PRODUCER_CPU = 0, 1
 
@@ -73,17 +74,10 @@ class ProducerProc:
         self.proc = subprocess.Popen(["taskset", "-c", str(PRODUCER_CPU), sys.executable, "-m",
                                       "eunomia", "producer"], env=env, stdout=self.log,
                                      stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"producer exited ({self.proc.returncode}); see {work}/producer.log")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.5)
+        if wait_ready(self.port, timeout=180, alive=lambda: self.proc.poll() is None):
+            return
+        if self.proc.poll() is not None:
+            raise SystemExit(f"producer exited ({self.proc.returncode}); see {work}/producer.log")
         raise SystemExit("producer not ready within 180 s")
 
     def metric_sum(self, name: str, labels: str = "") -> float:

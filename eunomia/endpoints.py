@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-__all__ = ["Endpoints"]
+__all__ = ["Endpoints", "is_ready", "wait_ready"]
 
 
 class Endpoints:
@@ -69,3 +70,27 @@ class Endpoints:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def is_ready(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether the process serving ``port`` answers ``/readyz`` with 200."""
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/readyz", timeout=1) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def wait_ready(port: int, *, timeout: float, alive: Callable[[], bool] = lambda: True,
+               interval: float = 0.5) -> bool:
+    """Poll ``/readyz`` until it answers 200 (True), or until ``timeout`` passes
+    or ``alive()`` turns False (False): callers starting a child pass its
+    ``poll() is None`` so a crashed child is reported at once, not after the timeout."""
+    deadline = time.monotonic() + timeout
+    while alive():
+        if is_ready(port):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+    return False

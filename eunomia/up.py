@@ -12,13 +12,13 @@ import shutil
 import signal
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 from rich.console import Console
 from rich.live import Live
 
 from eunomia.config import Settings
+from eunomia.endpoints import is_ready
 from eunomia.errors import EunomiaError
 from eunomia.supervisor import Supervisor
 
@@ -41,14 +41,6 @@ def _port(preferred: int) -> int:
             except OSError:
                 continue
     raise EunomiaError("no free port for the health endpoints")
-
-
-def _ready(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as resp:
-            return resp.status == 200
-    except OSError:
-        return False
 
 
 def run_up(settings: Settings, *, bootstrap: str | None, workers: list[str], producer: bool,
@@ -165,7 +157,7 @@ def _wait_ready(ports: dict[str, int], sup: Supervisor, stop: threading.Event, c
     with console.status("waiting for the producer and workers to be ready") as status:
         while pending and not stop.is_set():
             for name, port in list(pending.items()):
-                if _ready(port):
+                if is_ready(port):
                     console.print(f"  {name} ready")
                     del pending[name]
             for child in sup.failed():

@@ -7,8 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +15,7 @@ from typing import Any
 import yaml
 
 from eunomia.config import Settings
+from eunomia.endpoints import wait_ready
 from eunomia.kafka.topics import create_topics
 from tests.conftest import free_port_block
 from tests.requirements import require_bpf, require_root
@@ -51,17 +50,8 @@ def running_producer(
         [sys.executable, "-m", "eunomia", "producer"], env=env, stdout=log, stderr=subprocess.STDOUT
     )
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, logf.read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "producer not ready in 120 s"
-            time.sleep(0.5)
+        assert wait_ready(port, timeout=120, alive=lambda: proc.poll() is None), \
+            "producer died or not ready in 120 s: " + logf.read_text()[-3000:]
         yield proc, cfg, port
     finally:
         kafka_io.stop(proc, timeout=60)

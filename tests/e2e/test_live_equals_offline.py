@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ import pytest
 
 from eunomia.config import Settings
 from eunomia.demo import ATTACK_SCRIPT, BENIGN_ARGV
+from eunomia.endpoints import wait_ready
 from eunomia.kafka.topics import create_topics
 from eunomia.processors.record import record
 from eunomia.processors.recording import RecordedMessage, RecordingReader, RecordingWriter
@@ -76,17 +76,8 @@ def pipeline(settings: Settings, podman_socket: str, tmp_path: Path) -> Iterator
                                 stderr=subprocess.STDOUT)
     workers = [start_worker(settings, "enrich", "--grace", "2"), start_worker(settings, "rules")]
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert producer.poll() is None, (tmp_path / "producer.log").read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "producer not ready in 120 s"
-            time.sleep(0.5)
+        assert wait_ready(port, timeout=120, alive=lambda: producer.poll() is None), \
+            "producer died or not ready in 120 s: " + (tmp_path / "producer.log").read_text()[-3000:]
         yield
     finally:
         for w in workers:

@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from eunomia.config import Settings
+from eunomia.endpoints import wait_ready
 from eunomia.kafka.topics import create_topics
 from eunomia.schemas import AvroCodec
 from tests.conftest import BUSYBOX_IMAGE, free_port_block
@@ -60,17 +60,8 @@ def producer(settings: Settings, podman_socket: str, tmp_path: Path) -> Iterator
     proc = subprocess.Popen([sys.executable, "-m", "eunomia", "producer"], env=env, stdout=log,
                             stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, (tmp_path / "producer.log").read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "producer not ready in 120 s"
-            time.sleep(0.5)
+        assert wait_ready(port, timeout=120, alive=lambda: proc.poll() is None), \
+            "producer died or not ready in 120 s: " + (tmp_path / "producer.log").read_text()[-3000:]
         time.sleep(1)
         yield proc
     finally:

@@ -9,10 +9,10 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 from eunomia.config import Settings
+from eunomia.endpoints import wait_ready
 from eunomia.kafka.topics import create_topics
 from tests.conftest import free_port_block
 from tests.e2e.test_producer_capture import read_topic
@@ -31,17 +31,8 @@ def test_only_the_selected_probe_groups_report(settings: Settings, tmp_path: Pat
     proc = subprocess.Popen([sys.executable, "-m", "eunomia", "producer", "--probes", "process"],
                             env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, (tmp_path / "producer.log").read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "producer not ready in 120 s"
-            time.sleep(0.5)
+        assert wait_ready(port, timeout=120, alive=lambda: proc.poll() is None), \
+            "producer died or not ready in 120 s: " + (tmp_path / "producer.log").read_text()[-3000:]
         marker = f"probe-sel-{os.getpid()}"
         script = (f"cat /etc/shadow > /dev/null; echo x > /tmp/{marker}; "
                   f"exec -a {marker} sleep 0")

@@ -12,7 +12,6 @@ import json
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from eunomia.config import Settings
+from eunomia.endpoints import wait_ready
 from eunomia.kafka.topics import create_topics
 from eunomia.processors.cli_seccomp import read_profiles
 from tests.conftest import BUSYBOX_IMAGE, free_port_block
@@ -45,17 +45,8 @@ def pipeline(settings: Settings, podman_socket: str, tmp_path: Path) -> Iterator
     workers = [start_worker(settings, "enrich", "--grace", "2"),
                start_worker(settings, "seccomp", "--debounce", "2", "--max-wait", "30")]
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert producer.poll() is None, (tmp_path / "producer.log").read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "producer not ready in 120 s"
-            time.sleep(0.5)
+        assert wait_ready(port, timeout=120, alive=lambda: producer.poll() is None), \
+            "producer died or not ready in 120 s: " + (tmp_path / "producer.log").read_text()[-3000:]
         yield
     finally:
         for w in workers:

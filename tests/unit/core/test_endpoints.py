@@ -8,7 +8,7 @@ import urllib.request
 
 from prometheus_client import Counter
 
-from eunomia.endpoints import Endpoints
+from eunomia.endpoints import Endpoints, is_ready, wait_ready
 
 DEMO = Counter("eunomia_test_endpoint_demo", "a counter the test increments")
 
@@ -42,3 +42,20 @@ def test_health_ready_and_metrics() -> None:
         assert _get(ep.port, "/nope")[0] == 404
     finally:
         ep.stop()
+
+
+def test_wait_ready_returns_when_ready_and_gives_up_on_a_dead_child_or_timeout() -> None:
+    import threading
+
+    ready = {"v": False}
+    ep = Endpoints(0, ready=lambda: ready["v"]).start()
+    try:
+        assert not is_ready(ep.port)
+        threading.Timer(0.3, lambda: ready.update(v=True)).start()
+        assert wait_ready(ep.port, timeout=10, interval=0.05)
+        assert not wait_ready(ep.port, timeout=10, alive=lambda: False), "the child died"
+        ready["v"] = False
+        assert not wait_ready(ep.port, timeout=0.2, interval=0.05)
+    finally:
+        ep.stop()
+    assert not is_ready(ep.port)  # nothing listening
