@@ -35,7 +35,7 @@ import logging
 import signal
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ from .app import create_app, partitioned_table
 from .dlq import DeadLetters
 from .offset_guard import OffsetGuard
 from .output import WorkerOutput
-from .rules import ENGINE_KEY, Engine, RuleLoadError, RuleSet, load_files, ocsf_json, pack_files
+from .rules import ENGINE_KEY, Engine, RuleLoadError, RuleSet, StateError, load_files, ocsf_json, pack_files
 
 __all__ = ["build_app", "load_rules"]
 
@@ -59,6 +59,8 @@ SEP = "\x1f"
 EVALUATED = Counter("eunomia_rules_events_evaluated", "Enriched events evaluated by the rule engine")
 ALERTS = Counter("eunomia_alerts", "Alerts raised, by rule and level", ["rule", "level"])
 RELOADS = Counter("eunomia_rules_reloads", "Rule reloads, by result", ["result"])
+DROPPED = Counter("eunomia_rules_state_dropped", "Saved engine states not restored, by rule and "
+                  "reason (rule changed, damaged)", ["rule", "reason"])
 UNSAVED = Counter("eunomia_rules_state_unsaved", "Engine state saves skipped because one key's "
                   "state is larger than a changelog message may be, by rule", ["rule"])
 
@@ -66,19 +68,53 @@ UNSAVED = Counter("eunomia_rules_state_unsaved", "Engine state saves skipped bec
 # it would exceed the broker's and the producer's 1 MiB default and crash the
 # worker's producer, so it is kept in memory only and counted instead.
 STATE_MAX_BYTES = 900 * 1024
-_Z = "z:"  # stored value prefix: zlib-compressed; older values are plain base64
+_ZF = "zf:"  # stored value prefix: "zf:<rule fingerprint>:" + base64 of zlib
+_Z = "z:"  # older values: zlib without a fingerprint; older still: plain base64
 
 
-def encode_state(blob: bytes) -> str:
+def encode_state(blob: bytes, fingerprint: str = "") -> str:
     """The table value of one key's engine state (windows of similar events
-    compress ~10x, which keeps large per-host windows under the message limit)."""
-    return _Z + base64.b64encode(zlib.compress(blob, 1)).decode()
+    compress ~10x, which keeps large per-host windows under the message limit),
+    marked with the fingerprint of the rule that kept it."""
+    return f"{_ZF}{fingerprint}:" + base64.b64encode(zlib.compress(blob, 1)).decode()
 
 
-def decode_state(value: str) -> bytes:
-    if value.startswith(_Z):
-        return zlib.decompress(base64.b64decode(value[len(_Z):]))
-    return base64.b64decode(value)
+def decode_state(value: Any) -> tuple[str | None, bytes]:
+    """(fingerprint of the rule it was saved for, None for older values; the state).
+    A changelog is input too: anything else raises ``StateError``."""
+    try:
+        if value.startswith(_ZF):
+            fp, sep, data = value[len(_ZF):].partition(":")
+            if not sep:
+                raise ValueError("no ':' after the fingerprint")
+            return fp, zlib.decompress(base64.b64decode(data, validate=True))
+        if value.startswith(_Z):
+            return None, zlib.decompress(base64.b64decode(value[len(_Z):], validate=True))
+        return None, base64.b64decode(value, validate=True)
+    except (ValueError, TypeError, AttributeError, zlib.error) as exc:
+        raise StateError(f"undecodable state value: {type(exc).__name__}: {exc}") from exc
+
+
+def restore_engine(engine: Engine, saved: Iterable[tuple[str, str, Any]]
+                   ) -> tuple[int, list[tuple[str, str, str]]]:
+    """Restore (rule id, key, table value) triples into ``engine``.
+
+    Returns the number restored and the (rule id, key, reason) of those dropped:
+    a state saved for another version of its rule (its rule file changed while
+    no worker ran; its windows start again, as a SIGHUP reload would do), or one
+    that cannot be read (damaged). Dropping one never stops the worker."""
+    restored, dropped = 0, []
+    for rule_id, key, value in saved:
+        try:
+            fp, blob = decode_state(value)
+            if rule_id != ENGINE_KEY and fp is not None and fp != engine.fingerprint(rule_id):
+                dropped.append((rule_id, key, "rule changed"))
+                continue
+            engine.import_state(rule_id, key, blob)
+            restored += 1
+        except StateError as exc:
+            dropped.append((rule_id, key, str(exc)))
+    return restored, dropped
 
 
 def load_rules(paths: Sequence[Path], *, default_pack: bool = True) -> RuleSet:
@@ -117,15 +153,23 @@ def build_app(settings: Settings, *, rule_paths: Sequence[Path] = (), default_pa
         if engine is None:
             engine = Engine(ruleset["current"], lateness_ns=lateness_ns, track_dirty=True)
             prefix = f"{partition}{SEP}"
-            restored = 0
-            for k, blob in list(state.items()):
-                if isinstance(k, str) and k.startswith(prefix) and blob is not None:
+            saved = []
+            for k, value in list(state.items()):
+                if isinstance(k, str) and k.startswith(prefix) and value is not None:
                     _p, rule_id, key = k.split(SEP, 2)
-                    engine.import_state(rule_id, key, decode_state(blob))
-                    restored += 1
+                    saved.append((rule_id, key, value))
+            # the engine key last, as it is saved: its buffer is matched against the rules
+            saved.sort(key=lambda item: item[0] == ENGINE_KEY)
+            restored, dropped = restore_engine(engine, saved)
             engine.take_dirty()
             if restored:
                 log.info("partition %d: engine state restored (%d keys)", partition, restored)
+            for rule_id, key, reason in dropped:
+                DROPPED.labels(rule_id, "rule changed" if reason == "rule changed" else "damaged").inc()
+                log.warning("partition %d: saved state of %s key %r not restored (%s); its "
+                            "windows start again", partition, rule_id, key, reason)
+                state.write_partition = partition
+                del state[_state_key(partition, rule_id, key)]
             engines[partition] = engine
         return engine
 
@@ -146,7 +190,7 @@ def build_app(settings: Settings, *, rule_paths: Sequence[Path] = (), default_pa
         for rule_id, key in sorted(engine.take_dirty(), key=lambda rk: rk[0] == ENGINE_KEY):
             tk = _state_key(partition, rule_id, key)
             blob = engine.export_state(rule_id, key)
-            value = encode_state(blob) if blob is not None else None
+            value = encode_state(blob, engine.fingerprint(rule_id) or "") if blob is not None else None
             if value is not None and len(value) > STATE_MAX_BYTES:
                 UNSAVED.labels(rule_id).inc()
                 if rule_id not in warned:

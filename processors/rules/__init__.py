@@ -17,7 +17,7 @@ rules keeping the state of unchanged rules.
 
 from .alerts import alert_id
 from .condition import parse_condition
-from .engine import ENGINE_KEY, Engine
+from .engine import ENGINE_KEY, Engine, StateError
 from .errors import MESSAGES, Diagnostic, RuleError, RuleLoadError, RuleSyntaxError
 from .loader import lint_files, load_files, load_text, pack_files
 from .model import LEVEL_SEVERITY, Rule, RuleSet
@@ -25,6 +25,6 @@ from .ocsf import ocsf_json, to_ocsf
 
 __all__ = [
     "ENGINE_KEY", "LEVEL_SEVERITY", "MESSAGES", "Diagnostic", "Engine", "Rule", "RuleError",
-    "RuleLoadError", "RuleSet", "RuleSyntaxError", "alert_id", "lint_files", "load_files", "load_text",
-    "ocsf_json", "pack_files", "parse_condition", "to_ocsf",
+    "RuleLoadError", "RuleSet", "RuleSyntaxError", "StateError", "alert_id", "lint_files",
+    "load_files", "load_text", "ocsf_json", "pack_files", "parse_condition", "to_ocsf",
 ]

@@ -30,6 +30,11 @@ from .windows import DistinctRunner, TemporalRunner, ThresholdRunner
 __all__ = ["ENGINE_KEY", "Engine"]
 
 ENGINE_KEY = "__engine__"
+
+
+class StateError(ValueError):
+    """A saved state that cannot be restored: damaged, or not what the rule keeps.
+    Restoring it changes nothing in the engine."""
 _RUNNERS: dict[str, type[Runner]] = {
     "sequence": SequenceRunner, "threshold": ThresholdRunner, "distinct": DistinctRunner,
     "temporal": TemporalRunner, "temporal_ordered": TemporalRunner,
@@ -259,19 +264,33 @@ class Engine:
         state = runner.export(key) if runner else None
         return None if state is None else json.dumps(state, separators=(",", ":")).encode()
 
-    def import_state(self, rule_id: str, key: str, blob: bytes) -> None:
-        data = json.loads(blob)
-        if rule_id == ENGINE_KEY:
-            self.watermark, self.max_ts = data["wm"], data["max_ts"]
-            self._edge = set(data.get("edge", ()))
-            for t, i, e in data["buf"]:
-                ms = self._matches(e)
-                if ms and i not in self._buffered:
-                    self._push(t, i, e, ms)
-            return
+    def fingerprint(self, rule_id: str) -> str | None:
+        """The running rule's fingerprint (saved with its state: a state saved for
+        another version of the rule is not restored into this one)."""
         runner = self.runners.get(rule_id)
-        if runner is not None:  # state of a rule that no longer exists is dropped
-            runner.restore(key, data)
+        return runner.rule.fingerprint if runner is not None else None
+
+    def import_state(self, rule_id: str, key: str, blob: bytes) -> None:
+        """Restore one key's state; ``StateError`` (and no change) when it cannot be."""
+        try:
+            data = json.loads(blob)
+            if rule_id == ENGINE_KEY:
+                wm, max_ts = int(data["wm"]), int(data["max_ts"])
+                edge = {str(x) for x in data.get("edge", ())}
+                buf = [(int(t), str(i), e) for t, i, e in data["buf"]]
+                pushes = [(t, i, e, self._matches(e)) for t, i, e in buf]
+            else:
+                runner = self.runners.get(rule_id)
+                if runner is None:  # state of a rule that no longer exists is dropped
+                    return
+                runner.restore(key, data)  # checks the state before keeping it
+                return
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            raise StateError(f"state of {rule_id} key {key!r}: {type(exc).__name__}: {exc}") from exc
+        self.watermark, self.max_ts, self._edge = wm, max_ts, edge
+        for t, i, e, ms in pushes:
+            if ms and i not in self._buffered:
+                self._push(t, i, e, ms)
 
     def state_size(self) -> int:
         return sum(len(r.states) for r in self.runners.values()) + len(self._buffer)

@@ -84,8 +84,8 @@ class Runner:
         return self.states.get(key)
 
     def restore(self, key: str, state: Any) -> None:
+        d = self.deadline(state)  # first: a state it cannot read is not kept
         self.states[key] = state
-        d = self.deadline(state)
         if d is not None:
             self.sched[key] = d
             self.timers.push(d, self.rule.id, key)

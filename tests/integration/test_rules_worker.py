@@ -602,3 +602,73 @@ def test_sighup_with_broken_rule_file_keeps_old_rules_and_state(settings: Settin
     finally:
         alerts.close()
 
+
+
+THRESH_RULE = """\
+- rule: Canary opened again and again
+  id: SITE-2
+  desc: the test's own stateful rule
+  condition: event.kind = open and file.path = /tmp/eunomia-thr
+  output: "canary opened repeatedly (container=%container.id)"
+  level: warning
+  tags: [site]
+  threshold:
+    group-by: [container.id]
+    timespan: 60s
+    count: {gte: 3}
+"""
+
+
+def test_rule_changed_while_no_worker_ran_restarts_its_windows(settings: Settings, workers: list[Worker],
+                                                              tmp_path: Path) -> None:
+    """A worker saves a threshold window (two of three opens), stops; the rule
+    file changes (now four opens) before the next worker starts. The saved
+    window belonged to the old rule: it is dropped and said so, not restored into
+    the new one, so the alert is the one the new rule gives the later events alone."""
+    site = tmp_path / "site.yaml"
+    site.write_text(THRESH_RULE)
+    tag = uuid.uuid4().hex[:6]
+    ctr, t0 = f"thr-{tag}", time.time() + 7200
+    c = {"container": ctr, "host": _host("h1")}
+    keys: dict[bytes, int] = {}
+
+    def opens(ts: list[float], n0: int) -> list[dict[str, Any]]:
+        return [ev("open", t, file={"path": "/tmp/eunomia-thr"}, eid=f"{tag}-o{n0 + i}", **c)
+                for i, t in enumerate(ts)]
+
+    pre = build([*opens([t0, t0 + 1], 0), clock_event("h1", ctr, t0 + 5, f"{tag}-k0")], keys)
+    post = build([*opens([t0 + 6, t0 + 7, t0 + 8, t0 + 9], 2), clock_event("h1", ctr, t0 + 30, f"{tag}-k1")],
+                 keys)
+    changed = THRESH_RULE.replace("count: {gte: 3}", "count: {gte: 4}")
+    (tmp_path / "changed.yaml").write_text(changed)
+    new_rules = load_files([*pack_files(), tmp_path / "changed.yaml"])
+    right = {a["alert_id"] for a in offline_alerts(new_rules, [it.record for it in post])
+             if a["rule_id"] == "SITE-2"}
+    wrong = {a["alert_id"] for a in offline_alerts(new_rules, [it.record for it in pre + post])
+             if a["rule_id"] == "SITE-2"}
+    assert len(right) == 1 and right != wrong, (right, wrong)
+
+    first = start_ready(workers, settings, tmp_path, "rules-a", "--rules", str(site))
+    publish(settings, pre)
+    deadline = time.monotonic() + 60
+    while first.evaluated() < len(pre):
+        first.check_alive()
+        assert time.monotonic() < deadline, "the first worker did not evaluate the events"
+        time.sleep(0.2)
+    time.sleep(3)  # the batch's state is saved after its alerts are flushed
+    stop(first)
+
+    site.write_text(changed)
+    second = start_ready(workers, settings, tmp_path, "rules-b", "--rules", str(site))
+    alerts = Alerts(settings)
+    try:
+        publish(settings, post)
+        alerts.avro.until(lambda: right <= alerts.ids(), "the changed rule's alert",
+                          alive=second.check_alive)
+        alerts.avro.drain()
+        assert not (wrong - right) & alerts.ids(), "the old rule's window was restored into the new rule"
+    finally:
+        alerts.close()
+    log = second.log.read_text(errors="replace")
+    assert re.search(r"saved state of SITE-2 key .* not restored \(rule changed\)", log), log[-3000:]
+    assert second.metric("eunomia_rules_state_dropped_total", 'reason="rule changed"') >= 1
