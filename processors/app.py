@@ -44,8 +44,8 @@ from eunomia.config import KafkaSettings, Settings
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PartitionedTable", "create_app", "fast_producer", "flush_async", "input_topic",
-           "partitioned_table", "run_worker"]
+__all__ = ["PartitionedTable", "create_app", "fast_producer", "flush_async", "flush_tables",
+           "input_topic", "partitioned_table", "run_worker"]
 
 
 def _ssl_context(kafka: KafkaSettings) -> ssl.SSLContext:
@@ -141,6 +141,21 @@ async def flush_async(producer: Any, timeout: float = 60.0) -> None:
             raise RuntimeError(f"{left} output messages not acknowledged after {timeout} s")
     else:
         producer.poll(0)
+
+
+async def flush_tables(app: faust.App) -> None:
+    """Wait until every table change made so far is acknowledged by the broker.
+
+    Table writes go to their changelog through faust's producer buffer, which
+    faust flushes before it commits offsets, but its flush gives up after 0.1 s
+    without progress and leaves the rest queued: under load a commit could pass
+    events whose state changes were still queued, and a worker killed then lost
+    them (its successor restored older state and read on from the newer offset).
+    Agents call this before their batch is acknowledged."""
+    producer = app.producer
+    while producer.buffer.size:
+        await producer.buffer.flush()
+    await producer.flush()
 
 
 def input_topic(app: faust.App, settings: Settings, name: str) -> faust.TopicT:

@@ -33,7 +33,7 @@ import faust
 from eunomia.config import Settings
 from eunomia.schemas import AvroCodec, CodecError
 
-from .app import create_app, fast_producer, flush_async, partitioned_table, produce
+from .app import create_app, fast_producer, flush_async, flush_tables, partitioned_table, produce
 from .container_feed import ContainerFeed
 from .dlq import DeadLetters
 from .enricher import Enricher, Output
@@ -161,7 +161,8 @@ def build_app(settings: Settings, *, store: str = "memory://", web_port: int | N
                     emit(outs)
                 except (CodecError, KeyError, TypeError, ValueError) as exc:
                     dlq.send(msg.topic, p, msg.offset, msg.key, msg.value, exc)
-            await flush_async(out)  # durable before take_events acks the batch
+            await flush_async(out)  # durable before take_events acks the batch,
+            await flush_tables(app)  # and so are the lineage and holds it changed
 
     @app.timer(0.5)
     async def release_held() -> None:

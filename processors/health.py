@@ -24,7 +24,7 @@ from eunomia.config import Settings
 from eunomia.kafka.topics import TOPICS
 from eunomia.schemas import AvroCodec, CodecError
 
-from .app import create_app, partitioned_table
+from .app import create_app, flush_tables, partitioned_table
 from .dlq import DeadLetters
 from .offset_guard import OffsetGuard
 from .output import WorkerOutput
@@ -149,6 +149,7 @@ def build_app(settings: Settings, *, store: str = "memory://", web_port: int | N
                 seq_table.write_partition = msg.partition
                 emit(tracker.on_seq(rec["host_id"], rec["boot_id"], rec["seq"], rec["ts_ns"]))
             await out.flush()
+            await flush_tables(app)  # the seq tracker's state is durable before the batch is acked
 
     @app.agent(beats, name="health-beats")
     async def heartbeats(stream: faust.StreamT) -> None:
@@ -166,6 +167,7 @@ def build_app(settings: Settings, *, store: str = "memory://", web_port: int | N
             health_table.write_partition = msg.partition
             emit(tracker.on_health(rec))
             await out.flush()
+            await flush_tables(app)
 
     app.eunomia = {"started": time.time()}
     return app

@@ -45,7 +45,7 @@ from prometheus_client import Counter
 from eunomia.config import Settings
 from eunomia.schemas import AvroCodec, CodecError
 
-from .app import create_app, partitioned_table
+from .app import create_app, flush_tables, partitioned_table
 from .dlq import DeadLetters
 from .offset_guard import OffsetGuard
 from .output import WorkerOutput
@@ -231,6 +231,7 @@ def build_app(settings: Settings, *, rule_paths: Sequence[Path] = (), default_pa
             for p, engine in batch_engines.items():
                 if engines.get(p) is engine:  # not revoked while flushing
                     save(p, engine)
+            await flush_tables(app)  # the saved state is durable before the batch is acked
 
     def adopt_assigned(now: float) -> None:
         """Build the engines of assigned partitions that get no new events: a
