@@ -13,7 +13,8 @@ partition must follow one another (our input topics are neither compacted nor
 written in transactions); the first offset after an assignment must be the
 committed one. When one is missing, the partition is sought back to it, and the
 events after the hole are neither processed nor acknowledged (so no commit can
-pass the hole) until the missing offset comes back. Offsets that never come
+pass the hole) until the missing offset comes back; a timer seeks again every
+``reseek_s`` while it does not (``tick``). Offsets that never come
 back (deleted by retention before they were read) are given up after
 ``give_up_s`` with a warning and a count, never silently.
 
@@ -59,7 +60,7 @@ class OffsetGuard:
         self.give_up_s = give_up_s
         self.clock = clock
         self._next: dict[Any, int] = {}  # tp -> offset expected next
-        self._waiting: dict[Any, list[float]] = {}  # tp -> [first seek, last seek]
+        self._waiting: dict[Any, list[Any]] = {}  # tp -> [first seek, last seek, offset, topic]
         self.stats = {"holes": 0, "reseeks": 0, "held_back": 0, "given_up": 0}
 
     @classmethod
@@ -94,7 +95,22 @@ class OffsetGuard:
 
         app.on_partitions_assigned.connect(_reset)
         app.on_partitions_revoked.connect(_reset)
+
+        @app.timer(guard.reseek_s)
+        async def _reseek() -> None:
+            await guard.tick()
+
         return guard
+
+    async def tick(self) -> None:
+        """Seek again the partitions still waiting: when every event read after a
+        seek arrived within ``reseek_s`` and was held back, nothing else would
+        come to trigger the next seek (and, after ``give_up_s``, the give-up)."""
+        now = self.clock()
+        for tp, waiting in list(self._waiting.items()):
+            if now - waiting[1] >= self.reseek_s:
+                waiting[1] = now
+                await self._seek(tp, waiting[2], waiting[3])
 
     def reset(self) -> None:
         """Forget expectations: after a rebalance the committed offsets are the truth."""
@@ -140,10 +156,10 @@ class OffsetGuard:
             self.stats["holes"] += 1
             log.warning("input %s: offsets %d..%d missing (skipped by the stream, or deleted); "
                         "reading them again", tp, expected, offset - 1)
-            self._waiting[tp] = [now, now]
+            self._waiting[tp] = [now, now, expected, topic]
             await self._seek(tp, expected, topic)
             return False
-        first, last = waiting
+        first, last = waiting[0], waiting[1]
         if now - first >= self.give_up_s:
             self.stats["given_up"] += offset - expected
             log.error("input %s: offsets %d..%d did not come back after %.0f s of seeking "
@@ -165,4 +181,7 @@ class OffsetGuard:
         self.stats["reseeks"] += 1
         if RESEEKS is not None:
             RESEEKS.labels(topic).inc()
-        await self.seek(tp, offset)
+        try:
+            await self.seek(tp, offset)
+        except Exception as exc:  # e.g. revoked meanwhile: tick() tries again
+            log.warning("input %s: seek to %d failed (%s); trying again", tp, offset, exc)

@@ -117,3 +117,38 @@ def test_while_waiting_an_older_copy_is_held_back_not_processed_twice() -> None:
     assert rig.admit([ev(3)]) == []  # 2 missing: seek to 2
     assert rig.admit([ev(1)]) == []  # a stale copy of 1 while waiting for 2
     assert rig.admit([ev(2), ev(3)]) == [2, 3]
+
+
+def test_tick_seeks_again_when_nothing_comes_to_trigger_it() -> None:
+    """CI: the only events read after the first seek came within reseek_s and
+    were held back; nothing else arrived, so the guard waited forever. The
+    worker's timer calls tick(): it seeks again, and the give-up follows."""
+    rig = Rig({TP: 10})
+    assert rig.admit([ev(15), ev(16)]) == []
+    rig.now = 0.2
+    assert rig.admit([ev(15), ev(16)]) == []  # read again at once, held back
+    asyncio.run(rig.guard.tick())
+    assert rig.seeks == [(TP, 10)], "no second seek before reseek_s"
+    for t in (1.5, 3.0, 4.5, 6.0, 7.5, 9.0, 10.5):
+        rig.now = t
+        asyncio.run(rig.guard.tick())
+    assert len(rig.seeks) == 8 and set(rig.seeks) == {(TP, 10)}
+    assert rig.admit([ev(15), ev(16)]) == [15, 16]
+    assert rig.skipped == [(TP, 10, 14)]
+
+
+def test_a_failed_seek_is_logged_and_tried_again(caplog: Any) -> None:
+    rig = Rig({TP: 3})
+    calls: list[int] = []
+
+    async def failing_seek(tp: Any, offset: int) -> None:
+        calls.append(offset)
+        raise RuntimeError("no current assignment")
+
+    rig.guard.seek = failing_seek
+    with caplog.at_level("WARNING"):
+        assert rig.admit([ev(5)]) == []
+        rig.now = 2.0
+        asyncio.run(rig.guard.tick())
+    assert calls == [3, 3]
+    assert "seek to 3 failed" in caplog.text
