@@ -33,7 +33,6 @@ Conventions (the rules, seccomp and health processors build on these):
 from __future__ import annotations
 
 import asyncio
-import logging
 import ssl
 from pathlib import Path
 from typing import Any
@@ -42,10 +41,8 @@ import faust
 
 from eunomia.config import KafkaSettings, Settings
 
-log = logging.getLogger(__name__)
-
 __all__ = ["PartitionedTable", "create_app", "fast_producer", "flush_async", "flush_tables",
-           "input_topic", "partitioned_table", "run_worker"]
+           "input_topic", "partitioned_table", "run_worker", "tables_ready"]
 
 
 def _ssl_context(kafka: KafkaSettings) -> ssl.SSLContext:
@@ -156,6 +153,13 @@ async def flush_tables(app: faust.App) -> None:
     while producer.buffer.size:
         await producer.buffer.flush()
     await producer.flush()
+
+
+def tables_ready(app: faust.App) -> bool:
+    """No rebalance or table recovery under way: table contents are this
+    worker's current partitions'. Call it on the app's event loop only (see
+    ``run_worker``: touching ``app.tables`` from another thread stalls the worker)."""
+    return not (app.rebalancing or app.in_recovery) and app.tables.recovery.completed.is_set()
 
 
 def input_topic(app: faust.App, settings: Settings, name: str) -> faust.TopicT:

@@ -33,7 +33,15 @@ import faust
 from eunomia.config import Settings
 from eunomia.schemas import AvroCodec, CodecError
 
-from .app import create_app, fast_producer, flush_async, flush_tables, partitioned_table, produce
+from .app import (
+    create_app,
+    fast_producer,
+    flush_async,
+    flush_tables,
+    partitioned_table,
+    produce,
+    tables_ready,
+)
 from .container_feed import ContainerFeed
 from .dlq import DeadLetters
 from .enricher import Enricher, Output
@@ -109,13 +117,10 @@ def build_app(settings: Settings, *, store: str = "memory://", web_port: int | N
     async def _revoked(sender: Any, revoked: Any, **kw: Any) -> None:
         state["reload"] = True
 
-    def recovered() -> bool:
-        return not app.rebalancing and app.tables.recovery.completed.is_set()
-
     def maybe_reload() -> bool:
         """Re-read held keys once the tables are recovered; False while they are not."""
         if state["reload"]:
-            if not recovered():
+            if not tables_ready(app):
                 return False
             state["reload"] = False
             enricher.reload_pending()
@@ -126,11 +131,12 @@ def build_app(settings: Settings, *, store: str = "memory://", web_port: int | N
         moved its partition is the new owner's to enrich (it reads it again from
         the committed offset), and its state changes belong to that owner."""
         assigned = app.consumer.assignment()
-        keep = [ev for ev in batch if ev.message.tp in assigned]
-        if len(keep) != len(batch):
-            for ev in batch:
-                if ev.message.tp not in assigned:
-                    ev.message.acked = True
+        keep = []
+        for ev in batch:
+            if ev.message.tp in assigned:
+                keep.append(ev)
+            else:
+                ev.message.acked = True  # not ours to acknowledge either
         return keep
 
     @app.agent(source, name="enrich")

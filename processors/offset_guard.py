@@ -29,20 +29,17 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from prometheus_client import Counter
+
 __all__ = ["OffsetGuard"]
 
 log = logging.getLogger(__name__)
 
-try:
-    from prometheus_client import Counter
-
-    RESEEKS = Counter("eunomia_input_reseeks_total",
-                      "input partitions sought back to an offset the stream skipped", ["topic"])
-    GIVEN_UP = Counter("eunomia_input_offsets_given_up_total",
-                       "input offsets that did not come back after a seek (deleted before read)",
-                       ["topic"])
-except ImportError:  # pragma: no cover - prometheus-client is a dependency
-    RESEEKS = GIVEN_UP = None
+RESEEKS = Counter("eunomia_input_reseeks_total",
+                  "input partitions sought back to an offset the stream skipped", ["topic"])
+GIVEN_UP = Counter("eunomia_input_offsets_given_up_total",
+                   "input offsets that did not come back after a seek (deleted before read)",
+                   ["topic"])
 
 
 class OffsetGuard:
@@ -165,8 +162,7 @@ class OffsetGuard:
             log.error("input %s: offsets %d..%d did not come back after %.0f s of seeking "
                       "(deleted before they were read?); going on without them",
                       tp, expected, offset - 1, now - first)
-            if GIVEN_UP is not None:
-                GIVEN_UP.labels(topic).inc(offset - expected)
+            GIVEN_UP.labels(topic).inc(offset - expected)
             del self._waiting[tp]
             self._next[tp] = offset + 1
             if self.skip is not None:
@@ -179,8 +175,7 @@ class OffsetGuard:
 
     async def _seek(self, tp: Any, offset: int, topic: str) -> None:
         self.stats["reseeks"] += 1
-        if RESEEKS is not None:
-            RESEEKS.labels(topic).inc()
+        RESEEKS.labels(topic).inc()
         try:
             await self.seek(tp, offset)
         except Exception as exc:  # e.g. revoked meanwhile: tick() tries again

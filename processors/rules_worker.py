@@ -45,7 +45,7 @@ from prometheus_client import Counter
 from eunomia.config import Settings
 from eunomia.schemas import AvroCodec, CodecError
 
-from .app import create_app, flush_tables, partitioned_table
+from .app import create_app, flush_tables, partitioned_table, tables_ready
 from .dlq import DeadLetters
 from .offset_guard import OffsetGuard
 from .output import WorkerOutput
@@ -158,8 +158,6 @@ def build_app(settings: Settings, *, rule_paths: Sequence[Path] = (), default_pa
                 if isinstance(k, str) and k.startswith(prefix) and value is not None:
                     _p, rule_id, key = k.split(SEP, 2)
                     saved.append((rule_id, key, value))
-            # the engine key last, as it is saved: its buffer is matched against the rules
-            saved.sort(key=lambda item: item[0] == ENGINE_KEY)
             restored, dropped = restore_engine(engine, saved)
             engine.take_dirty()
             if restored:
@@ -237,7 +235,7 @@ def build_app(settings: Settings, *, rule_paths: Sequence[Path] = (), default_pa
         """Build the engines of assigned partitions that get no new events: a
         partition taken over after its stream was read to the end still holds
         buffered matches and deadlines, and only a built engine can idle them out."""
-        if app.rebalancing or app.in_recovery or not app.tables.recovery.completed.is_set():
+        if not tables_ready(app):
             return
         topic = source.get_topic_name()
         for tp in app.consumer.assignment():

@@ -27,7 +27,7 @@ from .runner import Runner, Timers
 from .sequence import SequenceRunner
 from .windows import DistinctRunner, TemporalRunner, ThresholdRunner
 
-__all__ = ["ENGINE_KEY", "Engine"]
+__all__ = ["ENGINE_KEY", "Engine", "StateError"]
 
 ENGINE_KEY = "__engine__"
 
@@ -35,6 +35,8 @@ ENGINE_KEY = "__engine__"
 class StateError(ValueError):
     """A saved state that cannot be restored: damaged, or not what the rule keeps.
     Restoring it changes nothing in the engine."""
+
+
 _RUNNERS: dict[str, type[Runner]] = {
     "sequence": SequenceRunner, "threshold": ThresholdRunner, "distinct": DistinctRunner,
     "temporal": TemporalRunner, "temporal_ordered": TemporalRunner,
