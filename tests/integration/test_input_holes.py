@@ -78,3 +78,36 @@ def test_offsets_deleted_before_they_were_read_are_given_up_loudly_and_commits_g
     assert committed == 20, f"the commit stopped at {committed}: the given-up range blocks it"
     log = "".join(p.read_text(errors="replace") for p in (tmp_path / "b").glob("enrich-*.log"))
     assert "offsets 10..14 did not come back" in log, log[-3000:]
+
+
+def test_a_group_without_a_committed_offset_starts_at_the_log_start(
+        settings: Settings, tmp_path: Path) -> None:
+    """Without a committed offset the guard asks the broker where the partition
+    begins (faust neither seeks such a partition back nor says where it starts):
+    records deleted before the first worker ran are not taken for a hole, and the
+    ones after them are all read."""
+    create_topics(settings)
+    h = Host("h-start")
+    cg, cid = 7401, "7" * 64
+    kafka_io.publish(settings, "containers", [(f"h-start/{cg}".encode(), kafka_io.CODEC.encode(
+        "container", container_record("h-start", cg, cid, name="start-app")))])
+    events = [h.event("open", pid=800 + i, comm="app", cgroup_id=cg, cgroup_path=podman_path(cid),
+                      payload=factory.open_payload(f"/s/{i}")) for i in range(20)]
+    kafka_io.publish(settings, "raw.events", kafka_io.raw_items(events))
+    raw = kafka_io.consume(settings, "raw.events", decode="raw_event", timeout=30,
+                           until=lambda got: len(got) >= len(events))
+    topic, group, partition = settings.topic("raw.events"), f"{settings.topics.prefix}enrich", raw[0][3]
+    admin = AdminClient(settings.kafka.librdkafka())
+    for fut in admin.delete_records([TopicPartition(topic, partition, 5)]).values():
+        fut.result(30)
+
+    with kafka_io.workers(settings, "enrich", tmp_path / "w"):
+        want = {e["seq"] for e in events[5:]}
+        out = kafka_io.consume(settings, "enriched.events", timeout=120, until=lambda got: want <= {
+            v["event"]["seq"] for _, v, _, _ in got})
+        committed = _wait_committed(settings, group, topic, partition, 20)
+    seqs = {v["event"]["seq"] for _, v, _, _ in out}
+    assert want <= seqs and not seqs & {e["seq"] for e in events[:5]}
+    assert committed == 20
+    log = "".join(p.read_text(errors="replace") for p in (tmp_path / "w").glob("enrich-*.log"))
+    assert "missing" not in log and "log start is unknown" not in log, log[-3000:]
