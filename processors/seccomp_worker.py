@@ -9,6 +9,10 @@ names and re-keys them by image onto the internal ``seccomp.by-image`` topic;
 partitions. A timer publishes debounced profiles; it only touches images of
 partitions this worker actively owns and writes their changelog partition
 explicitly (``PartitionedTable``), as an agent would.
+
+Both agents work in batches and wait, before a batch is acknowledged, until its
+output (re-keyed observations, alerts, profiles) and its table changes are on
+the broker: a worker killed after a commit then loses nothing it had learned.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from faust.types import TP
 from eunomia.config import Settings
 from eunomia.schemas import AvroCodec, CodecError
 
-from .app import create_app, partitioned_table
+from .app import create_app, flush_tables, partitioned_table
 from .dlq import DeadLetters
 from .offset_guard import OffsetGuard
 from .output import WorkerOutput
@@ -117,7 +121,7 @@ def violation_alert(state: dict[str, Any], obs: Observation, names: list[str]) -
 
 def build_app(settings: Settings, *, store: str = "memory://", web_port: int | None = None,
               datadir: Any = None, debounce_s: float = 5.0, max_wait_s: float = 60.0,
-              learn_after_publish: bool = True, tick_s: float = 0.5) -> faust.App:
+              learn_after_publish: bool = True, tick_s: float = 0.5, batch: int = 500) -> faust.App:
     """The seccomp app. ``learn_after_publish=False`` freezes an image's set at its
     first profile: later syscalls only alert."""
     app = create_app("seccomp", settings, store=store, web_port=web_port, datadir=datadir)
@@ -144,40 +148,42 @@ def build_app(settings: Settings, *, store: str = "memory://", web_port: int | N
 
     @app.agent(source, name="seccomp-route")
     async def route(stream: faust.StreamT) -> None:
-        async for ev in stream.events():
-            if not await guard.admit_one(ev):
-                continue
-            msg = ev.message
-            try:
-                obs = observation(codec.decode(msg.value, expect="enriched_event"))
-            except (CodecError, SyscallTableError, KeyError, TypeError, ValueError) as exc:
-                dlq.send(msg.topic, msg.partition, msg.offset, msg.key, msg.value, exc)
-                await out.flush()
-                continue
-            if obs is not None:
-                await by_image.send(key=obs.image.encode(), value=_obs_json(obs))
+        async for events in stream.take_events(batch, within=0.05):
+            for ev in await guard.admit(events):
+                msg = ev.message
+                try:
+                    obs = observation(codec.decode(msg.value, expect="enriched_event"))
+                except (CodecError, SyscallTableError, KeyError, TypeError, ValueError) as exc:
+                    dlq.send(msg.topic, msg.partition, msg.offset, msg.key, msg.value, exc)
+                    continue
+                if obs is not None:
+                    await by_image.send(key=obs.image.encode(), value=_obs_json(obs))
+            await out.flush()
+            await flush_tables(app)  # re-keyed observations on the broker before the batch is acked
 
     @app.agent(by_image, name="seccomp-fold")
     async def fold_images(stream: faust.StreamT) -> None:
-        async for ev in stream.events():
-            if not await guard.admit_one(ev):
-                continue
-            obs = _obs_from_json(ev.message.value)
-            now = time.time_ns()
-            state = images.get(obs.image) or new_state(obs.image, obs.image_id, obs.arch)
-            bad = violations(state, obs)
-            if bad:
-                rec = violation_alert(state, obs, bad)
-                out.produce(alerts_name, rec["alert_id"].encode(), codec.encode("alert", rec))
-            if state["version"] and not learn_after_publish:
-                obs = replace(obs, names=tuple(n for n in obs.names if n in state["syscalls"]))
-            fold(state, obs, now)
-            if publish_due(state, now, debounce_ns, max_wait_ns):
-                publish(state, now)
-            state["partition"] = ev.message.partition
-            images.write_partition = ev.message.partition
-            images[obs.image] = state
+        async for events in stream.take_events(batch, within=0.05):
+            for ev in await guard.admit(events):
+                obs = _obs_from_json(ev.message.value)
+                now = time.time_ns()
+                state = images.get(obs.image) or new_state(obs.image, obs.image_id, obs.arch)
+                bad = violations(state, obs)
+                if bad:
+                    rec = violation_alert(state, obs, bad)
+                    out.produce(alerts_name, rec["alert_id"].encode(), codec.encode("alert", rec))
+                if state["version"] and not learn_after_publish:
+                    obs = replace(obs, names=tuple(n for n in obs.names if n in state["syscalls"]))
+                fold(state, obs, now)
+                if publish_due(state, now, debounce_ns, max_wait_ns):
+                    publish(state, now)
+                state["partition"] = ev.message.partition
+                images.write_partition = ev.message.partition
+                images[obs.image] = state
+            # alerts and profiles first, then the state that says they were sent: a
+            # kill in between repeats them (identical ids) instead of losing them
             await out.flush()
+            await flush_tables(app)
 
     @app.timer(tick_s)
     async def publish_quiet() -> None:
