@@ -49,6 +49,10 @@ class KafkaSettings(BaseModel):
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
     schema_registry_url: str | None = None
+    # How long a worker that stopped heartbeating (killed, host lost) keeps its
+    # partitions before the group gives them to the others: Kafka's own default.
+    # Lower fails over sooner, at the risk of rebalancing on a long pause.
+    group_session_timeout_s: float = Field(default=45.0, ge=6.0, le=300.0)
 
     def librdkafka(self) -> dict[str, Any]:
         """The confluent-kafka configuration for these settings."""

@@ -319,7 +319,8 @@ def start_ready(started: list[Worker], settings: Settings, workdir: Path, name: 
     thread (processors/app.py); the retry stays as a guard and is logged.
     Every process started goes in ``started``.
     A worker joining a group with a just-killed member waits for that member's
-    session to expire (faust's default is 60 s): give it a longer ``timeout``."""
+    session to expire (10 s: ``env_for`` sets EUNOMIA_KAFKA__GROUP_SESSION_TIMEOUT_S): give it
+    a longer ``timeout``."""
     for attempt in range(1, 4):
         w = start_worker(settings, workdir, f"{name}-{attempt}", *args)
         started.append(w)

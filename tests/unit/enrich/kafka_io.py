@@ -26,6 +26,7 @@ def worker_env(settings: Settings) -> dict[str, str]:
     return {**os.environ, "EUNOMIA_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
             "EUNOMIA_TOPICS__PREFIX": settings.topics.prefix,
             "EUNOMIA_TOPICS__PARTITIONS": str(settings.topics.partitions),
+            "EUNOMIA_KAFKA__GROUP_SESSION_TIMEOUT_S": "10",  # a killed worker's partitions move on sooner
             "PYTHONUNBUFFERED": "1"}
 
 
