@@ -45,7 +45,9 @@ def enriched(host: str, container: str, seq: int, names: list[str], image: str =
 def env_for(settings: Settings) -> dict[str, str]:
     return {**os.environ, "EUNOMIA_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
             "EUNOMIA_TOPICS__PREFIX": settings.topics.prefix,
-            "EUNOMIA_TOPICS__PARTITIONS": str(settings.topics.partitions), "COLUMNS": "200"}
+            "EUNOMIA_TOPICS__PARTITIONS": str(settings.topics.partitions), "COLUMNS": "200",
+            # a killed worker's partitions move on after 10 s, not Kafka's 45
+            "EUNOMIA_KAFKA__GROUP_SESSION_TIMEOUT_S": "10"}
 
 
 @pytest.fixture
@@ -156,3 +158,67 @@ def test_frozen_profile_only_alerts(settings: Settings, worker) -> None:
     time.sleep(3.0)
     rec = read_profiles(settings)[IMAGE]
     assert rec["version"] == 1 and "mkdir" not in rec["profile_json"]
+
+
+NAMES = [  # one syscall per record, each known to libseccomp
+    "read", "write", "openat", "close", "mmap", "mprotect", "munmap", "brk", "rt_sigaction",
+    "rt_sigprocmask", "ioctl", "pread64", "pwrite64", "readv", "writev", "access", "pipe",
+    "select", "sched_yield", "mremap", "msync", "mincore", "madvise", "dup", "dup2", "pause",
+    "nanosleep", "getitimer", "alarm", "setitimer", "getpid", "sendfile", "socket", "connect",
+    "accept", "sendto", "recvfrom", "sendmsg", "recvmsg", "shutdown", "bind", "listen",
+    "getsockname", "getpeername", "socketpair", "setsockopt", "getsockopt", "clone", "fork",
+    "vfork", "execve", "exit", "wait4", "kill", "uname", "fcntl", "flock", "fsync", "fdatasync",
+    "truncate"
+]
+
+
+def test_killed_worker_successor_learns_everything(settings: Settings) -> None:
+    """SIGKILL the only seccomp worker once it has published what it read; a
+    successor restores the learned sets from the changelog and reads on. Each
+    record brings one syscall no other has, so the final profile names a lost
+    record: every syscall of every record must be in it."""
+    create_topics(settings)
+    image = "localhost/killed:1"
+    p = Producer(settings.kafka.librdkafka())
+    src = settings.topic("enriched.events")
+
+    def publish(recs: range) -> None:
+        for i in recs:
+            host = f"host-{i % 3}"
+            p.produce(src, enriched(host, f"ctr-{i}", i, [NAMES[i]], image=image),
+                      f"{host}/ctr-{i}".encode())
+        p.flush(30)
+
+    def profile_with(names: set[str]) -> dict | None:
+        rec = read_profiles(settings).get(image)
+        return rec if rec and names <= {s["name"] for s in rec["syscalls"]} else None
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-m", "eunomia", "worker", "seccomp", "--debounce",
+                                 "1", "--max-wait", "5"], env=env_for(settings))
+
+    first, second, third = range(0, 20), range(20, 40), range(40, len(NAMES))
+    procs = [start()]
+    try:
+        publish(first)
+        wait_for(lambda: profile_with({NAMES[i] for i in first}), "the first profile", timeout=120)
+        publish(second)
+        wait_for(lambda: profile_with({NAMES[i] for i in second}), "the second batch learned")
+        procs[0].kill()
+        procs[0].wait(30)
+        procs.append(start())
+        publish(third)
+        rec = wait_for(lambda: profile_with(set(NAMES)), "every record's syscall after the kill",
+                       timeout=240)
+        assert {s["name"] for s in rec["syscalls"]} == set(NAMES)
+        assert rec["hosts"] == ["host-0", "host-1", "host-2"]
+        assert set(rec["containers"]) == {f"ctr-{i}" for i in range(len(NAMES))}
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
