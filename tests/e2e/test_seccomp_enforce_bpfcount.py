@@ -87,11 +87,11 @@ class CgroupCounter:
     def __init__(self, parent_id: int) -> None:
         from bcc import BPF
 
-        self.bpf = BPF(text=BPF_TEXT, cflags=[f"-DPARENT_CG={parent_id}ULL"])
+        self.bpf = BPF(text=BPF_TEXT.encode(), cflags=[f"-DPARENT_CG={parent_id}ULL"])
 
     def drain(self) -> Counts:
         out: Counts = defaultdict(dict)
-        table = self.bpf["counts"]
+        table = self.bpf[b"counts"]
         for k, v in table.items():
             out[(k.cg, k.pid, k.comm.decode(errors="replace"))][k.nr] = v.value
         table.clear()
