@@ -41,15 +41,40 @@ def _wait_committed(settings: Settings, group: str, topic: str, partition: int, 
     return got
 
 
+
+
+def _container_with_events(settings: Settings, host: str, cg: int, cid: str) -> list:
+    """Topics, a container record, and 20 raw events of that container (not yet sent)."""
+    create_topics(settings)
+    kafka_io.publish(settings, "containers", [(f"{host}/{cg}".encode(), kafka_io.CODEC.encode(
+        "container", container_record(host, cg, cid, name=f"{host}-app")))])
+    h = Host(host)
+    return [h.event("open", pid=700 + i, comm="app", cgroup_id=cg, cgroup_path=podman_path(cid),
+                    payload=factory.open_payload(f"/{host}/{i}")) for i in range(20)]
+
+def _delete_before(settings: Settings, topic: str, partition: int, offset: int) -> None:
+    """What retention does to a partition, now."""
+    admin = AdminClient(settings.kafka.librdkafka())
+    for fut in admin.delete_records([TopicPartition(topic, partition, offset)]).values():
+        fut.result(30)
+
+
+def _enrich_until(settings: Settings, workdir: Path, want: set[int], partition: int,
+                  commit: int) -> tuple[set[int], int, str]:
+    """A worker's run until every seq in ``want`` is enriched and its group's
+    commit reaches ``commit``: (enriched seqs, committed offset, worker log)."""
+    topic, group = settings.topic("raw.events"), f"{settings.topics.prefix}enrich"
+    with kafka_io.workers(settings, "enrich", workdir):
+        out = kafka_io.consume(settings, "enriched.events", timeout=120, until=lambda got: want <= {
+            v["event"]["seq"] for _, v, _, _ in got})
+        committed = _wait_committed(settings, group, topic, partition, commit)
+    log = "".join(p.read_text(errors="replace") for p in workdir.glob("enrich-*.log"))
+    return {v["event"]["seq"] for _, v, _, _ in out}, committed, log
+
+
 def test_offsets_deleted_before_they_were_read_are_given_up_loudly_and_commits_go_on(
         settings: Settings, tmp_path: Path) -> None:
-    create_topics(settings)
-    h = Host("h-hole")
-    cg, cid = 7400, "6" * 64
-    kafka_io.publish(settings, "containers", [(f"h-hole/{cg}".encode(), kafka_io.CODEC.encode(
-        "container", container_record("h-hole", cg, cid, name="hole-app")))])
-    events = [h.event("open", pid=700 + i, comm="app", cgroup_id=cg, cgroup_path=podman_path(cid),
-                      payload=factory.open_payload(f"/h/{i}")) for i in range(20)]
+    events = _container_with_events(settings, "h-hole", 7400, "6" * 64)
     first, second = events[:10], events[10:]
     topic, group = settings.topic("raw.events"), f"{settings.topics.prefix}enrich"
 
@@ -63,20 +88,13 @@ def test_offsets_deleted_before_they_were_read_are_given_up_loudly_and_commits_g
 
     # while no worker runs: ten more events, and the first five of them deleted unread
     kafka_io.publish(settings, "raw.events", kafka_io.raw_items(second))
-    admin = AdminClient(settings.kafka.librdkafka())
-    for fut in admin.delete_records([TopicPartition(topic, partition, 15)]).values():
-        fut.result(30)
+    _delete_before(settings, topic, partition, 15)
 
-    with kafka_io.workers(settings, "enrich", tmp_path / "b"):
-        want = {e["seq"] for e in second[5:]}
-        out = kafka_io.consume(settings, "enriched.events", timeout=120, until=lambda got: want <= {
-            v["event"]["seq"] for _, v, _, _ in got})
-        committed = _wait_committed(settings, group, topic, partition, 20)
-    seqs = {v["event"]["seq"] for _, v, _, _ in out}
+    want = {e["seq"] for e in second[5:]}
+    seqs, committed, log = _enrich_until(settings, tmp_path / "b", want, partition, 20)
     assert want <= seqs, f"events after the deleted range not enriched: {sorted(want - seqs)}"
     assert not seqs & {e["seq"] for e in second[:5]}, "a deleted event came out"
     assert committed == 20, f"the commit stopped at {committed}: the given-up range blocks it"
-    log = "".join(p.read_text(errors="replace") for p in (tmp_path / "b").glob("enrich-*.log"))
     assert "offsets 10..14 did not come back" in log, log[-3000:]
 
 
@@ -86,28 +104,15 @@ def test_a_group_without_a_committed_offset_starts_at_the_log_start(
     begins (faust neither seeks such a partition back nor says where it starts):
     records deleted before the first worker ran are not taken for a hole, and the
     ones after them are all read."""
-    create_topics(settings)
-    h = Host("h-start")
-    cg, cid = 7401, "7" * 64
-    kafka_io.publish(settings, "containers", [(f"h-start/{cg}".encode(), kafka_io.CODEC.encode(
-        "container", container_record("h-start", cg, cid, name="start-app")))])
-    events = [h.event("open", pid=800 + i, comm="app", cgroup_id=cg, cgroup_path=podman_path(cid),
-                      payload=factory.open_payload(f"/s/{i}")) for i in range(20)]
+    events = _container_with_events(settings, "h-start", 7401, "7" * 64)
     kafka_io.publish(settings, "raw.events", kafka_io.raw_items(events))
     raw = kafka_io.consume(settings, "raw.events", decode="raw_event", timeout=30,
                            until=lambda got: len(got) >= len(events))
-    topic, group, partition = settings.topic("raw.events"), f"{settings.topics.prefix}enrich", raw[0][3]
-    admin = AdminClient(settings.kafka.librdkafka())
-    for fut in admin.delete_records([TopicPartition(topic, partition, 5)]).values():
-        fut.result(30)
+    partition = raw[0][3]
+    _delete_before(settings, settings.topic("raw.events"), partition, 5)
 
-    with kafka_io.workers(settings, "enrich", tmp_path / "w"):
-        want = {e["seq"] for e in events[5:]}
-        out = kafka_io.consume(settings, "enriched.events", timeout=120, until=lambda got: want <= {
-            v["event"]["seq"] for _, v, _, _ in got})
-        committed = _wait_committed(settings, group, topic, partition, 20)
-    seqs = {v["event"]["seq"] for _, v, _, _ in out}
+    want = {e["seq"] for e in events[5:]}
+    seqs, committed, log = _enrich_until(settings, tmp_path / "w", want, partition, 20)
     assert want <= seqs and not seqs & {e["seq"] for e in events[:5]}
     assert committed == 20
-    log = "".join(p.read_text(errors="replace") for p in (tmp_path / "w").glob("enrich-*.log"))
     assert "missing" not in log and "log start is unknown" not in log, log[-3000:]

@@ -21,6 +21,7 @@ from eunomia.processors.cli_seccomp import read_profiles
 from eunomia.processors.seccomp_profile import RUNC_AFTER_SECCOMP
 from eunomia.processors.syscall_names import number
 from eunomia.schemas import AvroCodec
+from tests.unit.enrich.kafka_io import stop
 
 pytestmark = pytest.mark.kafka
 IMAGE = "localhost/app:1"
@@ -59,12 +60,7 @@ def worker(settings: Settings, request: pytest.FixtureRequest) -> Iterator[subpr
     try:
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, timeout=30)
 
 
 def wait_for(pred: Any, what: str, timeout: float = 90.0) -> Any:
@@ -215,10 +211,4 @@ def test_killed_worker_successor_learns_everything(settings: Settings) -> None:
         assert set(rec["containers"]) == {f"ctr-{i}" for i in range(len(NAMES))}
     finally:
         for proc in procs:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop(proc, timeout=30)
