@@ -34,6 +34,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import Counter
@@ -47,6 +48,15 @@ RESEEKS = Counter("eunomia_input_reseeks_total",
 GIVEN_UP = Counter("eunomia_input_offsets_given_up_total",
                    "input offsets that did not come back after a seek (deleted before read)",
                    ["topic"])
+
+
+@dataclass
+class _Hole:
+    """A partition waiting for its expected offset (``OffsetGuard._next``) to come back."""
+
+    first_seek: float
+    last_seek: float
+    topic: str
 
 
 class OffsetGuard:
@@ -66,7 +76,7 @@ class OffsetGuard:
         self.give_up_s = give_up_s
         self.clock = clock
         self._next: dict[Any, int] = {}  # tp -> offset expected next
-        self._waiting: dict[Any, list[Any]] = {}  # tp -> [first seek, last seek, offset, topic]
+        self._waiting: dict[Any, _Hole] = {}  # tp -> the hole it waits on
         self.stats = {"holes": 0, "reseeks": 0, "held_back": 0, "given_up": 0}
 
     @classmethod
@@ -119,10 +129,10 @@ class OffsetGuard:
         seek arrived within ``reseek_s`` and was held back, nothing else would
         come to trigger the next seek (and, after ``give_up_s``, the give-up)."""
         now = self.clock()
-        for tp, waiting in list(self._waiting.items()):
-            if now - waiting[1] >= self.reseek_s:
-                waiting[1] = now
-                await self._seek(tp, waiting[2], waiting[3])
+        for tp, hole in list(self._waiting.items()):
+            if now - hole.last_seek >= self.reseek_s:
+                hole.last_seek = now
+                await self._seek(tp, self._next[tp], hole.topic)
 
     def reset(self) -> None:
         """Forget expectations: after a rebalance the committed offsets are the truth."""
@@ -165,16 +175,16 @@ class OffsetGuard:
                 return True
             return False  # an older copy still in flight while we wait for ``expected``
         now = self.clock()
-        waiting = self._waiting.get(tp)
-        if waiting is None:
+        hole = self._waiting.get(tp)
+        if hole is None:
             self.stats["holes"] += 1
             log.warning("input %s: offsets %d..%d missing (skipped by the stream, or deleted); "
                         "reading them again", tp, expected, offset - 1)
-            self._waiting[tp] = [now, now, expected, topic]
-            self._next[tp] = expected  # the held-back events need not look it up again
+            self._waiting[tp] = _Hole(now, now, topic)
+            self._next[tp] = expected  # also spares the held-back events a lookup
             await self._seek(tp, expected, topic)
             return False
-        first, last = waiting[0], waiting[1]
+        first = hole.first_seek
         if now - first >= self.give_up_s:
             self.stats["given_up"] += offset - expected
             log.error("input %s: offsets %d..%d did not come back after %.0f s of seeking "
@@ -186,8 +196,8 @@ class OffsetGuard:
             if self.skip is not None:
                 await self.skip(tp, expected, offset - 1)
             return True
-        if now - last >= self.reseek_s:
-            waiting[1] = now
+        if now - hole.last_seek >= self.reseek_s:
+            hole.last_seek = now
             await self._seek(tp, expected, topic)
         return False
 
