@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BCC_LINK = $(shell $(PY) -c 'import sysconfig;print(sysconfig.get_paths()["purelib"])' 2>/dev/null)/bcc
 
-.PHONY: setup host venv kafka-jars test test-unit lint demo bench clean
+.PHONY: setup host venv kafka-jars test test-unit lint lint-imports demo bench clean
 
 setup: host venv kafka-jars
 
@@ -30,7 +30,7 @@ kafka-jars: venv
 lint: venv
 	@$(VENV)/bin/ruff check .
 
-test: setup
+test: setup lint-imports
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/pytest -q -ra $(PYTEST_ARGS)
 
@@ -45,3 +45,9 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# import-linter reads the package tree from disk; the editable install maps
+# folders outside eunomia/, so the check runs on a plain install in build/.
+lint-imports: venv
+	@rm -rf build/imports && $(PY) -m pip install -q --no-deps --no-compile --target build/imports . 2>/dev/null
+	@cd build/imports && PYTHONPATH=. $(CURDIR)/$(VENV)/bin/lint-imports --no-cache $(CURDIR)/pyproject.toml

@@ -30,11 +30,11 @@ import psutil  # noqa: E402
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 
 from bench._common import Figure, bench_args, report  # noqa: E402
+from eunomia.commands.supervisor import Supervisor  # noqa: E402
 from eunomia.config import KafkaSettings, LocalKafkaSettings, Settings, TopicSettings  # noqa: E402
 from eunomia.kafka.local_broker import LocalKafka  # noqa: E402
 from eunomia.kafka.topics import create_topics  # noqa: E402
 from eunomia.schemas import AvroCodec  # noqa: E402
-from eunomia.supervisor import Supervisor  # noqa: E402
 from tests.conftest import BUSYBOX_IMAGE, free_port_block  # noqa: E402
 
 

@@ -48,8 +48,8 @@ def role_main(role: str, bootstrap: str, prefix: str, n: int, result: Path) -> N
     """Inside a worker process: build the app, time first..N-th event, write JSON, exit."""
     import faust
 
-    from eunomia.processors.app import create_app, run_worker
-    from eunomia.processors.enrich import build_app
+    from eunomia.processors.runtime.app import create_app, run_worker
+    from eunomia.processors.workers.enrich import build_app
 
     settings = _settings(bootstrap, prefix)
     if role == "enrich":

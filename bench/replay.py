@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import Figure, bench_args, best_rate, peak_rss_mb, report
 from eunomia.config import KafkaSettings, Settings, TopicSettings
-from eunomia.processors.enricher import Enricher
-from eunomia.processors.recording import RecordedMessage, RecordingReader, RecordingWriter
+from eunomia.processors.enrich.enricher import Enricher
+from eunomia.processors.replay.recording import RecordedMessage, RecordingReader, RecordingWriter
 from eunomia.schemas import AvroCodec
 
 BENCH = "replay"
@@ -73,7 +73,7 @@ def our_read(path: Path) -> int:
 
 
 def offline(path: Path) -> int:
-    from eunomia.processors.replay_offline import replay_offline
+    from eunomia.processors.replay.offline import replay_offline
     from eunomia.processors.rules import load_files, pack_files
 
     res = replay_offline(path, load_files(pack_files()))
@@ -83,7 +83,7 @@ def offline(path: Path) -> int:
 def kafka_figures(bootstrap: str, raw: Path, n_msgs: int, base: float, quick: bool) -> list[Figure]:
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    from eunomia.processors.replay import replay_to_kafka
+    from eunomia.processors.replay.to_kafka import replay_to_kafka
 
     settings = Settings(kafka=KafkaSettings(bootstrap_servers=bootstrap),
                         topics=TopicSettings(prefix=f"bench{uuid.uuid4().hex[:6]}.", partitions=6))

@@ -187,11 +187,11 @@ def role_main(role: str, bootstrap: str, prefix: str, n: int, result: Path) -> N
     """Inside a worker process: build the app, time first..N-th event, write JSON, exit."""
     import faust
 
-    from eunomia.processors.app import create_app, run_worker
+    from eunomia.processors.runtime.app import create_app, run_worker
 
     settings = _settings(bootstrap, prefix)
     if role == "rules":  # noop and noop2 are the same agent (two consumer groups)
-        from eunomia.processors import rules_worker
+        from eunomia.processors.workers import rules as rules_worker
 
         app = rules_worker.build_app(settings)
 

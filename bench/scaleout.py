@@ -135,7 +135,7 @@ def enrich_rate(bootstrap: str, n: int, k: int, logdir: Path) -> float:
 
 def rules_rate(bootstrap: str, n: int, k: int, logdir: Path) -> float:
     from eunomia.kafka.topics import create_topics
-    from eunomia.processors.enricher import Enricher
+    from eunomia.processors.enrich.enricher import Enricher
     from tests.unit.enrich import kafka_io
     from tests.unit.enrich.factory import workload
 

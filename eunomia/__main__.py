@@ -1,3 +1,3 @@
-from .cli import main
+from eunomia.commands.cli import main
 
 main()

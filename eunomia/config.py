@@ -21,7 +21,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from eunomia.producer.settings import ProducerSettings
+from eunomia.producer_settings import ProducerSettings
 
 __all__ = ["KafkaSettings", "LocalKafkaSettings", "Settings", "TopicSettings", "load_settings"]
 
@@ -136,7 +136,7 @@ def load_settings() -> Settings:
     """Settings of this process (file named by ``EUNOMIA_CONFIG`` + environment)."""
     path = os.environ.get("EUNOMIA_CONFIG")
     if path and not Path(path).is_file():
-        from .errors import ConfigError
+        from eunomia.errors import ConfigError
 
         raise ConfigError(f"EUNOMIA_CONFIG names {path}, which is not a file")
     return Settings()

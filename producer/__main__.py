@@ -1,8 +1,7 @@
 import sys
 
 from eunomia.errors import EunomiaError
-
-from .agent import main
+from eunomia.producer.agent import main
 
 try:
     sys.exit(main())

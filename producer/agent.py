@@ -25,15 +25,14 @@ from prometheus_client import REGISTRY
 
 from eunomia.config import Settings, load_settings
 from eunomia.endpoints import Endpoints
+from eunomia.producer.cgroup_resolver import CgroupResolver
+from eunomia.producer.decoder import DecodeError, Decoder, prefix_table
+from eunomia.producer.health import HealthReporter
+from eunomia.producer.identity import NS_PER_TICK, boot_id, exec_id, host_id
+from eunomia.producer.loader import Probes, ProbeSpec
+from eunomia.producer.metrics import ProducerMetrics
+from eunomia.producer.publisher import Publisher
 from eunomia.schemas import AvroCodec, CodecError
-
-from .cgroup_resolver import CgroupResolver
-from .decoder import DecodeError, Decoder
-from .health import HealthReporter
-from .identity import NS_PER_TICK, boot_id, exec_id, host_id
-from .loader import Probes, ProbeSpec
-from .metrics import ProducerMetrics
-from .publisher import Publisher
 
 __all__ = ["Agent"]
 
@@ -57,7 +56,7 @@ class Agent:
         self.containers: queue.SimpleQueue[tuple[str, dict | None]] = queue.SimpleQueue()
         self.tracker = None
         if ps.containers:
-            from .containers import ContainerTracker
+            from eunomia.producer.containers import ContainerTracker
 
             self.tracker = ContainerTracker(self.host, ps.docker_host or os.environ.get("DOCKER_HOST"),
                                             lambda k, r: self.containers.put((k, r)))
@@ -65,7 +64,8 @@ class Agent:
                                str_arg_len=ps.str_arg_len, cgroup_path=self._cgroup_path)
         self.spec = ProbeSpec(groups=tuple(ps.probes), self_tgid=os.getpid(), path_max=ps.path_max,
                               argv_size=ps.argv_size, str_arg_len=ps.str_arg_len,
-                              ringbuf_pages=ps.ringbuf_pages, prefixes=ps.prefix_table(),
+                              ringbuf_pages=ps.ringbuf_pages,
+                              prefixes=prefix_table(ps.write_prefixes, ps.read_prefixes),
                               disabled=tuple(ps.disabled_probes), signal_all=ps.signal_all)
         self.probes: Probes | None = None
         self.seq_events = 0
@@ -130,7 +130,7 @@ class Agent:
         self.probes = Probes(self.spec, self._on_record)
         log.warning("probes attached: %s", ", ".join(self.spec.groups))
         if ps.proc_snapshot:
-            from .procsnap import snapshot
+            from eunomia.producer.procsnap import snapshot
 
             for rec in snapshot(self.host, self.boot, os.getpid()):
                 rec["cgroup_path"] = rec.get("cgroup_path") or self._cgroup_path(rec["cgroup_id"])
@@ -221,7 +221,7 @@ class Agent:
             log.warning("%s", self._config_change)
             return
         changes = []
-        table = new.prefix_table()
+        table = prefix_table(new.write_prefixes, new.read_prefixes)
         if table != self.spec.prefixes and self.probes is not None and "file" in self.spec.groups:
             self.probes.set_prefixes(table)
             self.spec.prefixes = table

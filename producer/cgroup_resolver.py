@@ -14,7 +14,7 @@ import os
 import time
 from pathlib import Path
 
-from .cgroup_paths import cgroup2_root
+from eunomia.producer.cgroup_paths import cgroup2_root
 
 __all__ = ["CgroupResolver"]
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .cgroup_paths import cgroup_id, parse_cgroup_path, pid_cgroup_path
+from eunomia.producer.cgroup_paths import cgroup_id, parse_cgroup_path, pid_cgroup_path
 
 __all__ = ["ContainerTracker"]
 

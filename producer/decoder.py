@@ -14,11 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 from eunomia.errors import EunomiaError
+from eunomia.producer.identity import NS_PER_TICK, exec_id
+from eunomia.producer.layout import parse_enums, parse_structs
 
-from .identity import NS_PER_TICK, exec_id
-from .layout import parse_enums, parse_structs
-
-__all__ = ["KINDS", "PFX_ANY", "PFX_WRITE", "Clock", "DecodeError", "Decoder"]
+__all__ = ["KINDS", "PFX_ANY", "PFX_WRITE", "Clock", "DecodeError", "Decoder", "prefix_table"]
 
 _ENUMS = parse_enums()
 KINDS: dict[int, str] = {v: k[3:].lower() for k, v in _ENUMS["ev_kind"].items()
@@ -26,6 +25,16 @@ KINDS: dict[int, str] = {v: k[3:].lower() for k, v in _ENUMS["ev_kind"].items()
 KIND_IDS: dict[str, int] = {v: k for k, v in KINDS.items()}
 PFX_ANY = _ENUMS["prefix_flag"]["PFX_ANY"]
 PFX_WRITE = _ENUMS["prefix_flag"]["PFX_WRITE"]
+
+
+def prefix_table(write_prefixes: list[str], read_prefixes: list[str]) -> tuple[tuple[str, int], ...]:
+    """(prefix, flags) for the kernel's trie; a prefix in both lists gets both flags."""
+    flags: dict[str, int] = {}
+    for p in write_prefixes:
+        flags[p] = flags.get(p, 0) | PFX_WRITE
+    for p in read_prefixes:
+        flags[p] = flags.get(p, 0) | PFX_ANY
+    return tuple(flags.items())
 _NS = ("pid", "mnt", "net", "user", "uts", "ipc", "cgroup")
 _PAYLOAD_NS = "io.eunomia.raw."
 

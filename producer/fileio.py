@@ -19,8 +19,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .identity import NS_PER_TICK
-from .syscounts import _pop_all
+from eunomia.producer.identity import NS_PER_TICK
+from eunomia.producer.syscounts import _pop_all
 
 __all__ = ["FileIOStats", "merge_fileio", "resolve_fd_path", "sum_per_cpu"]
 

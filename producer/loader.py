@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from eunomia.errors import EunomiaError
-
-from . import btf
-from .decoder import KINDS
-from .layout import parse_enums
+from eunomia.producer import btf
+from eunomia.producer.decoder import KINDS
+from eunomia.producer.layout import parse_enums
 
 __all__ = [
     "GROUPS",
@@ -184,12 +183,12 @@ class Probes:
         self._drops = self.bpf["drops"]
         self.syscalls = None
         if "syscalls" in spec.groups:
-            from .syscounts import SyscallCounts
+            from eunomia.producer.syscounts import SyscallCounts
 
             self.syscalls = SyscallCounts(self.bpf)
         self.fileio = None
         if "fileio" in spec.groups:
-            from .fileio import FileIOStats
+            from eunomia.producer.fileio import FileIOStats
 
             self.fileio = FileIOStats(self.bpf)
 

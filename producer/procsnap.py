@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .cgroup_paths import cgroup_id, proc_cgroup_v2_path
-from .identity import NS_PER_TICK, exec_id, start_ticks_of_pid
+from eunomia.producer.cgroup_paths import cgroup_id, proc_cgroup_v2_path
+from eunomia.producer.identity import NS_PER_TICK, exec_id, start_ticks_of_pid
 
 __all__ = ["NAMESPACES", "snapshot"]
 

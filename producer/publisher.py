@@ -56,8 +56,7 @@ from typing import Any
 from confluent_kafka import KafkaError, Producer
 
 from eunomia.config import Settings
-
-from .spool import Spool, SpoolRecord
+from eunomia.producer.spool import Spool, SpoolRecord
 
 __all__ = ["Publisher"]
 

@@ -1,7 +1,7 @@
 """The contract between producer and processors: Avro schemas and their codec."""
 
-from .codec import AvroCodec
-from .errors import (
+from eunomia.schemas.codec import AvroCodec
+from eunomia.schemas.errors import (
     BadMagic,
     CodecError,
     IncompatibleSchema,
@@ -9,7 +9,7 @@ from .errors import (
     TruncatedMessage,
     UnknownSchema,
 )
-from .store import SCHEMA_NAMES, SchemaStore, default_store
+from eunomia.schemas.store import SCHEMA_NAMES, SchemaStore, default_store
 
 __all__ = [
     "SCHEMA_NAMES",

@@ -12,8 +12,8 @@ from typing import Any, Protocol
 
 from fastavro import schemaless_reader, schemaless_writer
 
-from .errors import BadMagic, CodecError, SchemaMismatch, TruncatedMessage, UnknownSchema
-from .store import SchemaStore, WriterVersion, default_store
+from eunomia.schemas.errors import BadMagic, CodecError, SchemaMismatch, TruncatedMessage, UnknownSchema
+from eunomia.schemas.store import SchemaStore, WriterVersion, default_store
 
 __all__ = ["AvroCodec", "SchemaIdResolver"]
 

@@ -11,8 +11,8 @@ import json
 
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
-from .errors import UnknownSchema
-from .store import SchemaStore, WriterVersion
+from eunomia.schemas.errors import UnknownSchema
+from eunomia.schemas.store import SchemaStore, WriterVersion
 
 __all__ = ["RegistryResolver"]
 

@@ -17,7 +17,7 @@ from typing import Any
 from fastavro import parse_schema
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
-from .errors import IncompatibleSchema, UnknownSchema
+from eunomia.schemas.errors import IncompatibleSchema, UnknownSchema
 
 __all__ = ["SCHEMA_NAMES", "SchemaStore", "WriterVersion", "default_store", "schema_fingerprint"]
 

@@ -20,8 +20,7 @@ from pathlib import Path
 import psutil
 
 from eunomia.errors import LocalKafkaError
-
-from .jars import deploy_dir, ensure_jars
+from eunomia.kafka.jars import deploy_dir, ensure_jars
 
 __all__ = ["LocalKafka", "NodeStatus"]
 

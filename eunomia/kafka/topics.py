@@ -65,7 +65,7 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
 
 def create_topics(settings: Settings, timeout: float = 30.0) -> dict[str, str]:
     """Create the topics that do not exist yet; returns name -> created|exists."""
-    from .reach import ClientErrors, metadata
+    from eunomia.kafka.reach import ClientErrors, metadata
 
     errors = ClientErrors()
     admin = AdminClient(errors.config(settings))

@@ -15,13 +15,13 @@ Table): ``Engine(..., track_dirty=True)``, then after each call
 rules keeping the state of unchanged rules.
 """
 
-from .alerts import alert_id
-from .condition import parse_condition
-from .engine import ENGINE_KEY, Engine, StateError
-from .errors import MESSAGES, Diagnostic, RuleError, RuleLoadError, RuleSyntaxError
-from .loader import lint_files, load_files, load_text, pack_files
-from .model import LEVEL_SEVERITY, Rule, RuleSet
-from .ocsf import ocsf_json, to_ocsf
+from eunomia.processors.rules.alerts import alert_id
+from eunomia.processors.rules.condition import parse_condition
+from eunomia.processors.rules.engine import ENGINE_KEY, Engine, StateError
+from eunomia.processors.rules.errors import MESSAGES, Diagnostic, RuleError, RuleLoadError, RuleSyntaxError
+from eunomia.processors.rules.loader import lint_files, load_files, load_text, pack_files
+from eunomia.processors.rules.model import LEVEL_SEVERITY, Rule, RuleSet
+from eunomia.processors.rules.ocsf import ocsf_json, to_ocsf
 
 __all__ = [
     "ENGINE_KEY", "LEVEL_SEVERITY", "MESSAGES", "Diagnostic", "Engine", "Rule", "RuleError",

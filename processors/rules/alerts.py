@@ -8,20 +8,16 @@ when a step matches, so pending state never holds whole events.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
-from .build import TEMPLATE_FIELD
-from .fields import getter
-from .model import Rule
+from eunomia.processors.alerts import alert_id
+from eunomia.processors.rules.build import TEMPLATE_FIELD
+from eunomia.processors.rules.fields import getter
+from eunomia.processors.rules.model import Rule
 
 __all__ = ["alert_id", "make_alert", "ref", "snap", "summary"]
 
 Ref = list[Any]  # [event id, kind, ts_ns, summary]
-
-
-def alert_id(rule_id: str, group_key: str, first_event_id: str) -> str:
-    return hashlib.sha256(f"{rule_id}\x00{group_key}\x00{first_event_id}".encode()).hexdigest()[:32]
 
 
 def _fmt(v: Any) -> str:

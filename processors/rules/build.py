@@ -4,19 +4,17 @@ everything wrong with it rather than stopping at the first problem."""
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
-from .compile import CompileIssue, Compiler, event_kinds
-from .condition import And, Cmp, Node, Not, Or, Value
-from .errors import Diagnostic
-from .fields import field_spec, getter
-from .model import LEVEL_SEVERITY, PRIORITY, KeySpec, Rule, Step
-from .yamlpos import Source
-
-if TYPE_CHECKING:
-    from .loader import Item
+from eunomia.processors.rules.compile import CompileIssue, Compiler, event_kinds
+from eunomia.processors.rules.condition import And, Cmp, Node, Not, Or, Value
+from eunomia.processors.rules.errors import Diagnostic
+from eunomia.processors.rules.fields import field_spec, getter
+from eunomia.processors.rules.items import Item, fingerprint, parse_at
+from eunomia.processors.rules.model import LEVEL_SEVERITY, PRIORITY, KeySpec, Rule, Step
+from eunomia.processors.rules.yamlpos import Source
 
 __all__ = ["TEMPLATE_FIELD", "RuleBuilder", "parse_duration"]
 
@@ -82,8 +80,6 @@ class RuleBuilder:
 
     def _cond(self, src: Source, node: yaml.Node | None) -> Node | None:
         """Parse and expand a condition scalar; None if it has errors."""
-        from .loader import parse_at
-
         if node is None:
             return None
         if not isinstance(node, yaml.ScalarNode) or not str(node.value).strip():
@@ -179,8 +175,6 @@ class RuleBuilder:
             self._temporal(item, rule, filt, parts)
         if sum(d.is_error for d in self.diags) > before:
             return None
-        from .loader import fingerprint
-
         rule.fingerprint = fingerprint(*parts)
         return rule
 

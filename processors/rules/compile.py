@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from fnmatch import translate
 from typing import Any
 
-from .condition import And, Cmp, Exists, Macro, Node, Not, Or, Value
-from .fields import FieldSpec, field_spec, getter
+from eunomia.processors.rules.condition import And, Cmp, Exists, Macro, Node, Not, Or, Value
+from eunomia.processors.rules.fields import FieldSpec, field_spec, getter
 
 __all__ = ["CompileIssue", "Compiler", "Predicate", "event_kinds"]
 

@@ -17,7 +17,7 @@ from typing import Any
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, VisitError
 
-from .errors import RuleSyntaxError
+from eunomia.processors.rules.errors import RuleSyntaxError
 
 __all__ = ["And", "Cmp", "Exists", "Macro", "Node", "Not", "Or", "Value", "parse_condition"]
 

@@ -20,12 +20,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .alerts import make_alert, ref, snap
-from .compile import Predicate
-from .model import Rule, RuleSet
-from .runner import Runner, Timers
-from .sequence import SequenceRunner
-from .windows import DistinctRunner, TemporalRunner, ThresholdRunner
+from eunomia.processors.rules.alerts import make_alert, ref, snap
+from eunomia.processors.rules.compile import Predicate
+from eunomia.processors.rules.model import Rule, RuleSet
+from eunomia.processors.rules.runner import Runner, Timers
+from eunomia.processors.rules.sequence import SequenceRunner
+from eunomia.processors.rules.windows import DistinctRunner, TemporalRunner, ThresholdRunner
 
 __all__ = ["ENGINE_KEY", "Engine", "StateError"]
 

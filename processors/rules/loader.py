@@ -5,33 +5,23 @@ code and position) instead of stopping at the first.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from .build import RuleBuilder
-from .condition import Node, parse_condition
-from .errors import Diagnostic, RuleLoadError, RuleSyntaxError
-from .model import RuleSet
-from .yamlpos import Source
+from eunomia.processors.rules.build import RuleBuilder
+from eunomia.processors.rules.condition import Node
+from eunomia.processors.rules.errors import Diagnostic, RuleLoadError
+from eunomia.processors.rules.items import Item, parse_at
+from eunomia.processors.rules.model import RuleSet
+from eunomia.processors.rules.yamlpos import Source
 
 __all__ = ["lint_files", "load_files", "load_text", "pack_files"]
 
 LIST_KEYS = {"list", "items"}
 MACRO_KEYS = {"macro", "condition"}
-
-
-@dataclass
-class Item:
-    """One mapping item of a rule file with its key and value nodes."""
-
-    source: Source
-    node: yaml.MappingNode
-    keys: dict[str, yaml.Node]
-    key_nodes: dict[str, yaml.Node]
 
 
 @dataclass
@@ -111,18 +101,6 @@ def _collect_list(item: Item, out: Collected) -> None:
     for n in node.value:  # a list may include an earlier list by name (Falco)
         values.extend(out.lists.get(n.value, [n.value]) if n.style is None else [n.value])
     out.lists[name] = values
-
-
-def parse_at(source: Source, node: yaml.ScalarNode, out: list[Diagnostic]) -> Node | None:
-    """Parse a condition scalar; a syntax error becomes an E010 at its file position."""
-    try:
-        return parse_condition(str(node.value))
-    except RuleSyntaxError as exc:
-        text = str(node.value)
-        lines = text.split("\n")
-        offset = sum(len(s) + 1 for s in lines[: exc.line - 1]) + exc.column - 1
-        out.append(source.in_scalar("E010", node, offset, detail=exc.detail))
-        return None
 
 
 def _collect_macro(item: Item, out: Collected) -> None:
@@ -207,7 +185,3 @@ def load_text(text: str, name: str = "<rules>") -> RuleSet:
 def pack_files() -> list[Path]:
     """The default rule pack shipped with the package, one file per maturity level."""
     return sorted((Path(__file__).parent / "pack").glob("*.yaml"))
-
-
-def fingerprint(*parts: object) -> str:
-    return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]

@@ -11,13 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .compile import Predicate
-from .errors import Diagnostic
+from eunomia.processors.alerts import LEVEL_SEVERITY
+from eunomia.processors.rules.compile import Predicate
+from eunomia.processors.rules.errors import Diagnostic
 
 __all__ = ["LEVEL_SEVERITY", "KeySpec", "Rule", "RuleSet", "Step"]
 
-# Eunomia levels -> OCSF severity_id (1 Informational, 3 Medium, 4 High)
-LEVEL_SEVERITY = {"event": 1, "warning": 3, "alert": 4}
 # Falco priorities -> (level, OCSF severity_id)
 PRIORITY = {
     "EMERGENCY": ("alert", 6), "ALERT": ("alert", 5), "CRITICAL": ("alert", 5),

@@ -8,7 +8,7 @@ import heapq
 from dataclasses import dataclass, field
 from typing import Any
 
-from .model import Rule
+from eunomia.processors.rules.model import Rule
 
 __all__ = ["Runner", "Timers"]
 

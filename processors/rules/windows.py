@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .alerts import make_alert, ref, snap
-from .runner import Runner
+from eunomia.processors.rules.alerts import make_alert, ref, snap
+from eunomia.processors.rules.runner import Runner
 
 __all__ = ["DistinctRunner", "TemporalRunner", "ThresholdRunner"]
 

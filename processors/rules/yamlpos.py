@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from .errors import Diagnostic, message
+from eunomia.processors.rules.errors import Diagnostic, message
 
 __all__ = ["Source"]
 

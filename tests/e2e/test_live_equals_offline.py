@@ -20,13 +20,13 @@ from pathlib import Path
 
 import pytest
 
+from eunomia.commands.demo import ATTACK_SCRIPT, BENIGN_ARGV
 from eunomia.config import Settings
-from eunomia.demo import ATTACK_SCRIPT, BENIGN_ARGV
 from eunomia.endpoints import wait_ready
 from eunomia.kafka.topics import create_topics
-from eunomia.processors.record import record
-from eunomia.processors.recording import RecordedMessage, RecordingReader, RecordingWriter
-from eunomia.processors.replay_offline import replay_offline
+from eunomia.processors.replay.offline import replay_offline
+from eunomia.processors.replay.record import record
+from eunomia.processors.replay.recording import RecordedMessage, RecordingReader, RecordingWriter
 from eunomia.processors.rules import pack_files
 from eunomia.schemas import AvroCodec
 from tests.conftest import BUSYBOX_IMAGE, free_port_block

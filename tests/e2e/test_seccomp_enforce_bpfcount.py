@@ -30,12 +30,12 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
+from eunomia.commands.seccomp import read_profiles
 from eunomia.config import Settings
 from eunomia.kafka.topics import create_topics
-from eunomia.processors.cli_seccomp import read_profiles
-from eunomia.processors.seccomp_profile import RUNC_AFTER_SECCOMP, render_oci
-from eunomia.processors.syscall_names import resolve
+from eunomia.processors.seccomp.profile import RUNC_AFTER_SECCOMP, render_oci
 from eunomia.schemas import AvroCodec
+from eunomia.syscall_names import resolve
 from tests.conftest import BUSYBOX_IMAGE
 from tests.integration.test_seccomp_worker import consume_all, env_for, wait_for
 from tests.requirements import require_bpf, require_podman

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from eunomia.commands.seccomp import read_profiles
 from eunomia.config import Settings
 from eunomia.endpoints import wait_ready
 from eunomia.kafka.topics import create_topics
-from eunomia.processors.cli_seccomp import read_profiles
 from tests.conftest import BUSYBOX_IMAGE, free_port_block
 from tests.e2e.test_seccomp_enforce_bpfcount import WORKLOAD, default_allowed, podman, start_worker, stop
 from tests.integration.test_seccomp_worker import consume_all, env_for, wait_for

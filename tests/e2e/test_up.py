@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 
-from eunomia.alerts_tail import tail_alerts
+from eunomia.commands.alerts_tail import tail_alerts
 from eunomia.config import Settings
 from tests.conftest import BUSYBOX_IMAGE
 from tests.requirements import require_bpf, require_podman

@@ -40,9 +40,9 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Producer
 
+from eunomia.commands.seccomp import read_profiles
 from eunomia.config import Settings
 from eunomia.kafka.topics import create_topics
-from eunomia.processors.cli_seccomp import read_profiles
 from eunomia.schemas import AvroCodec
 from tests.conftest import free_port_block
 

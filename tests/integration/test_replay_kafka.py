@@ -17,9 +17,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from eunomia.config import Settings
 from eunomia.kafka.topics import create_topics
-from eunomia.processors.record import record
-from eunomia.processors.recording import RecordedMessage, RecordingReader
-from eunomia.processors.replay import ReplayError, replay_to_kafka
+from eunomia.processors.replay.record import record
+from eunomia.processors.replay.recording import RecordedMessage, RecordingReader
+from eunomia.processors.replay.to_kafka import ReplayError, replay_to_kafka
 
 pytestmark = pytest.mark.kafka
 

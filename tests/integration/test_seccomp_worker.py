@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Producer
 
+from eunomia.commands.seccomp import read_profiles
 from eunomia.config import Settings
 from eunomia.kafka.topics import create_topics
-from eunomia.processors.cli_seccomp import read_profiles
-from eunomia.processors.seccomp_profile import RUNC_AFTER_SECCOMP
-from eunomia.processors.syscall_names import number
+from eunomia.processors.seccomp.profile import RUNC_AFTER_SECCOMP
 from eunomia.schemas import AvroCodec
+from eunomia.syscall_names import number
 from tests.unit.enrich.kafka_io import stop
 
 pytestmark = pytest.mark.kafka

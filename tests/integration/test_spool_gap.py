@@ -34,7 +34,7 @@ from eunomia.kafka.local_broker import LocalKafka
 from eunomia.kafka.topics import create_topics
 from eunomia.producer.health import HealthReporter, merge_ranges
 from eunomia.producer.publisher import Publisher
-from eunomia.producer.settings import ProducerSettings
+from eunomia.producer_settings import ProducerSettings
 from eunomia.schemas import AvroCodec
 from tests.conftest import free_port_block
 from tests.requirements import require

@@ -18,7 +18,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[2]))
 
-from eunomia.processors.recording import RecordedMessage, RecordingWriter  # noqa: E402
+from eunomia.processors.replay.recording import RecordedMessage, RecordingWriter  # noqa: E402
 from eunomia.schemas import AvroCodec  # noqa: E402
 from tests.unit.rules.test_rules_pack import CASES  # noqa: E402
 

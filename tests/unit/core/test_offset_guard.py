@@ -8,7 +8,7 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
-from eunomia.processors.offset_guard import OffsetGuard
+from eunomia.processors.runtime.offset_guard import OffsetGuard
 
 TP = ("raw.events", 1)
 OTHER = ("raw.events", 2)

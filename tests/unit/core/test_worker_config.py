@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from eunomia.config import KafkaSettings, Settings
-from eunomia.processors.app import create_app
+from eunomia.processors.runtime.app import create_app
 
 
 def test_session_timeout_from_the_environment_reaches_the_app(monkeypatch: pytest.MonkeyPatch) -> None:

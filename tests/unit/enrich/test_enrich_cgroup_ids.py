@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from eunomia.processors.cgroup_ids import parse_cgroup_path
+from eunomia.cgroups import parse_cgroup_path
 
 H = "0123456789abcdef" * 4
 UID = "5f2c1d3e-1111-2222-3333-444455556666"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from eunomia.processors.container_join import container_key
-from eunomia.processors.enricher import Enricher
-from eunomia.processors.lineage import MAX_ANCESTORS, CachedMapping
+from eunomia.processors.enrich.container_join import container_key
+from eunomia.processors.enrich.enricher import Enricher
+from eunomia.processors.enrich.lineage import MAX_ANCESTORS, CachedMapping
 from eunomia.schemas import AvroCodec
 from tests.unit.enrich.factory import (
     CID,

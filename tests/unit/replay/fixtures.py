@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from eunomia.processors.recording import RecordedMessage, RecordingWriter
+from eunomia.processors.replay.recording import RecordedMessage, RecordingWriter
 from eunomia.schemas import AvroCodec
 
 S = 1_000_000_000

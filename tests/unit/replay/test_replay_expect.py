@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from eunomia.processors.replay import ReplayError, parse_speed
-from eunomia.processors.replay_expect import (
+from eunomia.processors.replay.expectations import (
     DiffRow,
     ExpectationError,
     compare,
     load_expectations,
     render_diff,
 )
+from eunomia.processors.replay.to_kafka import ReplayError, parse_speed
 
 
 def _alert(rule: str, key: str) -> dict[str, str]:

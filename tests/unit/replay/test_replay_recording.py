@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eunomia.processors.recording import (
+from eunomia.processors.replay.recording import (
     CorruptRecording,
     RecordedMessage,
     RecordingError,

@@ -14,8 +14,8 @@ import pytest
 from rich.console import Console
 from rich.table import Table
 
-from eunomia.processors.replay_expect import compare, load_expectations
-from eunomia.processors.replay_offline import replay_offline
+from eunomia.processors.replay.expectations import compare, load_expectations
+from eunomia.processors.replay.offline import replay_offline
 from eunomia.processors.rules import load_files, pack_files
 
 CORPUS = Path(__file__).resolve().parents[2] / "data" / "scenarios"

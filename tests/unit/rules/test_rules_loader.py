@@ -152,7 +152,7 @@ def test_unreadable_file(tmp_path: Path) -> None:
 
 
 def test_exceptions_exclude_matching_events() -> None:
-    from .fixtures import ev
+    from tests.unit.rules.fixtures import ev
 
     text = GOOD.replace("  tags:", """  exceptions:
     - name: by_parent

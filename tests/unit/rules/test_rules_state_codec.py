@@ -11,10 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eunomia.processors.rules import ENGINE_KEY, Engine, StateError, load_text
-from eunomia.processors.rules_worker import STATE_MAX_BYTES, decode_state, encode_state, restore_engine
-
-from .fixtures import S, ev, ids
-from .test_rules_semantics import ALL_FORMS, _scenario
+from eunomia.processors.workers.rules import STATE_MAX_BYTES, decode_state, encode_state, restore_engine
+from tests.unit.rules.fixtures import S, ev, ids
+from tests.unit.rules.test_rules_semantics import ALL_FORMS, _scenario
 
 
 def test_state_round_trips_and_repetitive_windows_shrink_below_the_message_limit() -> None:

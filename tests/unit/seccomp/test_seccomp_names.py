@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from eunomia.processors.syscall_names import SyscallTableError, number, resolve, scmp_arches
+from eunomia.syscall_names import SyscallTableError, number, resolve, scmp_arches
 
 
 def test_x86_64_and_its_32_bit_sub_architecture_differ():

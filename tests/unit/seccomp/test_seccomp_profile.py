@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from eunomia.processors.seccomp_profile import (
+from eunomia.processors.seccomp.profile import (
     RUNC_AFTER_SECCOMP,
     Observation,
     allowlist,

@@ -15,8 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from eunomia.config import load_settings
-
-from .recording import SkippedBlock
+from eunomia.processors.replay.recording import SkippedBlock
 
 __all__ = ["register"]
 
@@ -55,7 +54,7 @@ def record_command(
     """Record messages of TOPIC... into an Avro Object Container File."""
     import time
 
-    from .record import record
+    from eunomia.processors.replay.record import record
 
     with _progress(max_events, f"recording → {out}") as bar:
         task = bar.add_task("rec", total=max_events, rate="")
@@ -109,8 +108,8 @@ def replay_command(
 
 def _replay_kafka(file: Path, topic: str | None, speed: str, keep_partitions: bool,
                   keep_timestamps: bool, skip_corrupt: bool) -> None:
-    from .recording import RecordingReader
-    from .replay import parse_speed, replay_to_kafka
+    from eunomia.processors.replay.recording import RecordingReader
+    from eunomia.processors.replay.to_kafka import parse_speed, replay_to_kafka
 
     factor = parse_speed(speed)
     total = None if skip_corrupt else RecordingReader(file).scan()
@@ -131,8 +130,8 @@ def _replay_kafka(file: Path, topic: str | None, speed: str, keep_partitions: bo
 
 def _replay_rules(file: Path, rules: list[Path], expect: Path | None, fmt: str,
                   skip_corrupt: bool) -> None:
-    from .replay_expect import compare, load_expectations, render_diff
-    from .replay_offline import replay_offline
+    from eunomia.processors.replay.expectations import compare, load_expectations, render_diff
+    from eunomia.processors.replay.offline import replay_offline
 
     expectations = load_expectations(expect) if expect else None
     result = replay_offline(file, rules, skip_corrupt=skip_corrupt, on_skip=_warn_skip)

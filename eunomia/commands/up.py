@@ -17,10 +17,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.live import Live
 
+from eunomia.commands.supervisor import Supervisor
 from eunomia.config import Settings
 from eunomia.endpoints import is_ready
 from eunomia.errors import EunomiaError
-from eunomia.supervisor import Supervisor
 
 __all__ = ["run_up"]
 
@@ -116,7 +116,7 @@ def run_up(settings: Settings, *, bootstrap: str | None, workers: list[str], pro
                     sup.discard(child)
             ports[worker] = port
         console.print(f"started {', '.join(ports)}; logs in {sup.log_dir}")
-        from eunomia.live_view import LiveView
+        from eunomia.commands.live_view import LiveView
 
         view = LiveView(settings, on_alert=None if live else _print_alert(console)).start()
         _wait_ready({k: v for k, v in ports.items() if k == "producer"}, sup, stop, console)

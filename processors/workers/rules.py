@@ -43,13 +43,21 @@ import faust
 from prometheus_client import Counter
 
 from eunomia.config import Settings
+from eunomia.processors.rules import (
+    ENGINE_KEY,
+    Engine,
+    RuleLoadError,
+    RuleSet,
+    StateError,
+    load_files,
+    ocsf_json,
+    pack_files,
+)
+from eunomia.processors.runtime.app import create_app, flush_tables, partitioned_table, tables_ready
+from eunomia.processors.runtime.dead_letters import DeadLetters
+from eunomia.processors.runtime.offset_guard import OffsetGuard
+from eunomia.processors.runtime.output import WorkerOutput
 from eunomia.schemas import AvroCodec, CodecError
-
-from .app import create_app, flush_tables, partitioned_table, tables_ready
-from .dlq import DeadLetters
-from .offset_guard import OffsetGuard
-from .output import WorkerOutput
-from .rules import ENGINE_KEY, Engine, RuleLoadError, RuleSet, StateError, load_files, ocsf_json, pack_files
 
 __all__ = ["build_app", "load_rules"]
 

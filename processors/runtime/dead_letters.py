@@ -39,7 +39,7 @@ class DeadLetters:
     def for_producer(cls, producer: Any, settings: Settings, processor: str,
                      codec: AvroCodec | None = None) -> DeadLetters:
         """Dead letters sent through a confluent-kafka producer (see ``app.fast_producer``)."""
-        from .app import produce
+        from eunomia.processors.runtime.app import produce
 
         name = settings.topic("dlq")
 

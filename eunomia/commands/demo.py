@@ -103,7 +103,7 @@ def run_demo(settings: Settings, *, wait_alerts: float = 90.0) -> int:
 
 def _collect_alerts(settings: Settings, wait: float) -> list[dict]:
     """Alerts until the attack's have arrived and none came for a few seconds."""
-    from eunomia.alerts_tail import tail_alerts
+    from eunomia.commands.alerts_tail import tail_alerts
 
     lk = settings.local_kafka
     s = settings.model_copy(update={"kafka": settings.kafka.model_copy(

@@ -13,8 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .config import load_settings
-from .errors import EunomiaError
+from eunomia.config import load_settings
+from eunomia.errors import EunomiaError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Eunomia Stream: container runtime security on Kafka.")
@@ -28,7 +28,7 @@ console = Console()
 
 
 def _local_kafka(port: int | None, brokers: int):
-    from .kafka.local_broker import LocalKafka
+    from eunomia.kafka.local_broker import LocalKafka
 
     s = load_settings().local_kafka
     return LocalKafka(s.data_dir, s.cache_dir, port=port or s.port, brokers=brokers,
@@ -73,7 +73,7 @@ def kafka_status(port: int | None = PortOpt, brokers: int = BrokersOpt) -> None:
 @topics_app.command("create")
 def topics_create(timeout: float = typer.Option(30.0, help="seconds to wait for the brokers")) -> None:
     """Create the pipeline's topics (idempotent)."""
-    from .kafka.topics import create_topics
+    from eunomia.kafka.topics import create_topics
 
     result = create_topics(load_settings(), timeout=timeout)
     table = Table("topic", "result")
@@ -85,7 +85,7 @@ def topics_create(timeout: float = typer.Option(30.0, help="seconds to wait for 
 @topics_app.command("list")
 def topics_list() -> None:
     """Show the topic layout with partitions and cleanup policy."""
-    from .kafka.topics import topic_specs
+    from eunomia.kafka.topics import topic_specs
 
     table = Table("topic", "partitions", "replication", "cleanup.policy")
     for nt in topic_specs(load_settings()):
@@ -103,7 +103,7 @@ def alerts_tail(follow: bool = typer.Option(False, "--follow", "-f", help="keep 
                 last: int = typer.Option(0, "--last", help="only the last N per partition (0: all)"),
                 fmt: str = typer.Option("line", "--format", help="line or json")) -> None:
     """Print alerts from the topic; with --follow, keep printing new ones."""
-    from .alerts_tail import format_alert, tail_alerts
+    from eunomia.commands.alerts_tail import format_alert, tail_alerts
 
     out = Console(soft_wrap=True, highlight=False)
     try:
@@ -124,7 +124,7 @@ def up(bootstrap: str | None = typer.Option(None, "--bootstrap", help="use these
     """Run the whole pipeline here: Kafka, topics, producer, workers, live view."""
     from pathlib import Path
 
-    from .up import run_up
+    from eunomia.commands.up import run_up
 
     names = [w for w in workers.split(",") if w] or [c.name for c in worker_app.registered_commands
                                                       if c.name]
@@ -139,22 +139,18 @@ def up(bootstrap: str | None = typer.Option(None, "--bootstrap", help="use these
 @app.command("demo")
 def demo() -> None:
     """The main job: pipeline up, a benign workload and an attack in podman, the alerts."""
-    from .demo import run_demo
+    from eunomia.commands.demo import run_demo
 
     raise typer.Exit(run_demo(load_settings()))
 
 
 def _register_features() -> None:
-    """Each feature has a ``cli_*.py`` module whose ``register(app, worker_app)``
-    adds its commands; groups left empty stay out of --help."""
-    import pkgutil
+    """Each feature's commands live in their own module of this package; its
+    ``register(app, worker_app)`` adds them."""
     from importlib import import_module
 
-    for pkgname in ("eunomia.producer", "eunomia.processors"):
-        pkg = import_module(pkgname)
-        for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
-            if info.name.startswith("cli_"):
-                import_module(f"{pkgname}.{info.name}").register(app, worker_app)
+    for name in ("producer", "replay", "rules", "seccomp", "worker_enrich"):
+        import_module(f"eunomia.commands.{name}").register(app, worker_app)
     if worker_app.registered_commands:
         app.add_typer(worker_app, name="worker")
 

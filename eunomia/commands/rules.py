@@ -21,7 +21,7 @@ def register(app: typer.Typer, worker_app: typer.Typer) -> None:
         """Check rule files; every error with file:line:column; exit 1 on any error."""
         from rich.console import Console
 
-        from .rules import lint_files, pack_files
+        from eunomia.processors.rules import lint_files, pack_files
 
         for f in files:
             if not f.exists():
@@ -47,7 +47,7 @@ def register(app: typer.Typer, worker_app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from .rules_worker import load_rules
+        from eunomia.processors.workers.rules import load_rules
 
         ruleset = load_rules(files or [], default_pack=pack)
         table = Table("id", "name", "level", "form", "tags")
@@ -65,10 +65,9 @@ def register(app: typer.Typer, worker_app: typer.Typer) -> None:
         """Evaluate the rules over enriched.events -> alerts and alerts.ocsf."""
         from eunomia.config import load_settings
         from eunomia.errors import ConfigError
-
-        from .app import run_worker
-        from .rules import RuleLoadError
-        from .rules_worker import build_app
+        from eunomia.processors.rules import RuleLoadError
+        from eunomia.processors.runtime.app import run_worker
+        from eunomia.processors.workers.rules import build_app
 
         if store not in ("memory", "rocksdb"):
             raise ConfigError(f"--store must be memory or rocksdb, got {store!r}")

@@ -32,7 +32,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .syscall_names import scmp_arches
+from eunomia.syscall_names import scmp_arches
 
 __all__ = [
     "EPERM",

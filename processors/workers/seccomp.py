@@ -27,14 +27,12 @@ import faust
 from faust.types import TP
 
 from eunomia.config import Settings
-from eunomia.schemas import AvroCodec, CodecError
-
-from .app import create_app, flush_tables, partitioned_table
-from .dlq import DeadLetters
-from .offset_guard import OffsetGuard
-from .output import WorkerOutput
-from .rules.alerts import alert_id
-from .seccomp_profile import (
+from eunomia.processors.alerts import alert_id
+from eunomia.processors.runtime.app import create_app, flush_tables, partitioned_table
+from eunomia.processors.runtime.dead_letters import DeadLetters
+from eunomia.processors.runtime.offset_guard import OffsetGuard
+from eunomia.processors.runtime.output import WorkerOutput
+from eunomia.processors.seccomp.profile import (
     Observation,
     fold,
     mark_published,
@@ -43,7 +41,8 @@ from .seccomp_profile import (
     publish_due,
     violations,
 )
-from .syscall_names import SyscallTableError, resolve, scmp_arches
+from eunomia.schemas import AvroCodec, CodecError
+from eunomia.syscall_names import SyscallTableError, resolve, scmp_arches
 
 __all__ = ["RULE_ID", "build_app", "observation", "violation_alert"]
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
-from .cgroup_ids import parse_cgroup_path
+from eunomia.cgroups import parse_cgroup_path
 
 __all__ = ["ContainerDirectory", "Identity", "container_key", "identify"]
 

@@ -17,8 +17,7 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaExcepti
 from eunomia.config import Settings
 from eunomia.errors import BrokerUnavailable
 from eunomia.kafka.topics import TOPICS
-
-from .recording import RecordedMessage, RecordingError, RecordingWriter
+from eunomia.processors.replay.recording import RecordedMessage, RecordingError, RecordingWriter
 
 __all__ = ["RecordStats", "TopicStats", "record", "resolve_topic"]
 

@@ -19,7 +19,7 @@ pure ``Enricher`` does the work; this module only wires it to faust:
 - output goes through a confluent-kafka producer flushed before each batch is
   acked (faust's producer was the bottleneck).
 
-Run: ``eunomia worker enrich`` or ``faust -A eunomia.processors.enrich worker``.
+Run: ``eunomia worker enrich`` or ``faust -A eunomia.processors.workers.enrich worker``.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from typing import Any
 import faust
 
 from eunomia.config import Settings
-from eunomia.schemas import AvroCodec, CodecError
-
-from .app import (
+from eunomia.processors.enrich.enricher import Enricher, Output
+from eunomia.processors.enrich.lineage import CachedMapping
+from eunomia.processors.runtime.app import (
     create_app,
     fast_producer,
     flush_async,
@@ -42,11 +42,10 @@ from .app import (
     produce,
     tables_ready,
 )
-from .container_feed import ContainerFeed
-from .dlq import DeadLetters
-from .enricher import Enricher, Output
-from .lineage import CachedMapping
-from .offset_guard import OffsetGuard
+from eunomia.processors.runtime.container_feed import ContainerFeed
+from eunomia.processors.runtime.dead_letters import DeadLetters
+from eunomia.processors.runtime.offset_guard import OffsetGuard
+from eunomia.schemas import AvroCodec, CodecError
 
 __all__ = ["build_app", "make_codec"]
 
@@ -190,7 +189,7 @@ def build_app(settings: Settings, *, store: str = "memory://", web_port: int | N
 
 
 def __getattr__(name: str) -> Any:
-    """``faust -A eunomia.processors.enrich worker`` finds ``app`` here (built on first use)."""
+    """``faust -A eunomia.processors.workers.enrich worker`` finds ``app`` here (built on first use)."""
     if name == "app":
         from eunomia.config import load_settings
 

@@ -31,9 +31,8 @@ def register(app: typer.Typer, worker_app: typer.Typer) -> None:
                loglevel: str = LogOpt) -> None:
         """Join raw events with containers and process lineage -> enriched.events."""
         from eunomia.config import load_settings
-
-        from .app import run_worker
-        from .enrich import build_app
+        from eunomia.processors.runtime.app import run_worker
+        from eunomia.processors.workers.enrich import build_app
 
         settings = load_settings()
         run_worker(build_app(settings, store=_store(store), web_port=web_port, datadir=data_dir,
@@ -44,9 +43,8 @@ def register(app: typer.Typer, worker_app: typer.Typer) -> None:
                loglevel: str = LogOpt) -> None:
         """Producer gaps and drops (producer.health + raw seq numbers) -> alerts."""
         from eunomia.config import load_settings
-
-        from .app import run_worker
-        from .health import build_app
+        from eunomia.processors.runtime.app import run_worker
+        from eunomia.processors.workers.health import build_app
 
         settings = load_settings()
         run_worker(build_app(settings, store=_store(store), web_port=web_port, datadir=data_dir),

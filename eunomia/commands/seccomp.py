@@ -113,8 +113,7 @@ def register(app: typer.Typer, worker_app: typer.Typer) -> None:
         """Print or write the latest profile of IMAGE."""
         from eunomia.config import load_settings
         from eunomia.errors import ConfigError
-
-        from .seccomp_profile import render_spo
+        from eunomia.processors.seccomp.profile import render_spo
 
         if fmt not in ("oci", "spo"):
             raise ConfigError(f"--format must be oci or spo, got {fmt!r}")
@@ -141,8 +140,7 @@ def register(app: typer.Typer, worker_app: typer.Typer) -> None:
         from rich.table import Table
 
         from eunomia.config import load_settings
-
-        from .seccomp_profile import is_learning
+        from eunomia.processors.seccomp.profile import is_learning
 
         table = Table("image", "version", "learned", "allowed", "hosts", "containers", "state")
         now = time.time_ns()
@@ -167,9 +165,8 @@ def register(app: typer.Typer, worker_app: typer.Typer) -> None:
         """Fold enriched syscall counts into per-image seccomp profiles and alerts."""
         from eunomia.config import load_settings
         from eunomia.errors import ConfigError
-
-        from .app import run_worker
-        from .seccomp_worker import build_app
+        from eunomia.processors.runtime.app import run_worker
+        from eunomia.processors.workers.seccomp import build_app
 
         if store not in ("memory", "rocksdb"):
             raise ConfigError(f"--store must be memory or rocksdb, got {store!r}")

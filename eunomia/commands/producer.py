@@ -17,8 +17,7 @@ def register(app: typer.Typer, worker_app: typer.Typer) -> None:
         import logging
 
         from eunomia.config import load_settings
-
-        from .agent import Agent
+        from eunomia.producer.agent import Agent
 
         logging.basicConfig(level=logging.WARNING,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -23,11 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from eunomia.errors import EunomiaError
+from eunomia.processors.enrich.enricher import Enricher
+from eunomia.processors.replay.recording import RecordingReader, SkippedBlock
+from eunomia.processors.rules import Engine, RuleSet, load_files
 from eunomia.schemas import AvroCodec, CodecError
-
-from .enricher import Enricher
-from .recording import RecordingReader, SkippedBlock
-from .rules import Engine, RuleSet, load_files
 
 __all__ = ["END_OF_TIME", "OfflineReplay", "OfflineResult", "replay_offline"]
 

@@ -22,13 +22,12 @@ import faust
 
 from eunomia.config import Settings
 from eunomia.kafka.topics import TOPICS
+from eunomia.processors.alerts import alert_id
+from eunomia.processors.runtime.app import create_app, flush_tables, partitioned_table
+from eunomia.processors.runtime.dead_letters import DeadLetters
+from eunomia.processors.runtime.offset_guard import OffsetGuard
+from eunomia.processors.runtime.output import WorkerOutput
 from eunomia.schemas import AvroCodec, CodecError
-
-from .app import create_app, flush_tables, partitioned_table
-from .dlq import DeadLetters
-from .offset_guard import OffsetGuard
-from .output import WorkerOutput
-from .rules.alerts import alert_id
 
 __all__ = ["GapTracker", "build_app", "drop_alert", "gap_alert"]
 

@@ -19,11 +19,10 @@ import time
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
-from eunomia.producer.signals import signal_name
-
-from .container_join import ContainerDirectory, container_key, identify
-from .ecs import CATEGORY, payload_fields
-from .lineage import CachedMapping, Lineage
+from eunomia.processors.enrich.container_join import ContainerDirectory, container_key, identify
+from eunomia.processors.enrich.ecs import CATEGORY, payload_fields
+from eunomia.processors.enrich.lineage import CachedMapping, Lineage
+from eunomia.signals import signal_name
 
 __all__ = ["Enricher", "Output"]
 
@@ -31,7 +30,7 @@ Output = tuple[str, dict[str, Any]]
 MAX_HELD_PER_CGROUP = 10_000
 
 try:  # the seccomp feature adds a name table; without it names stay null
-    from .syscall_names import syscall_name as _syscall_name  # type: ignore[attr-defined]
+    from eunomia.syscall_names import syscall_name as _syscall_name  # type: ignore[attr-defined]
 except Exception:  # pragma: no cover - depends on another feature being present
     def _syscall_name(nr: int, arch: str) -> str | None:
         return None

@@ -19,9 +19,8 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 
 from eunomia.config import Settings
 from eunomia.errors import BrokerUnavailable, EunomiaError
-
-from .record import resolve_topic
-from .recording import RecordingReader, SkippedBlock
+from eunomia.processors.replay.record import resolve_topic
+from eunomia.processors.replay.recording import RecordingReader, SkippedBlock
 
 __all__ = ["ReplayError", "ReplayStats", "parse_speed", "replay_to_kafka"]
 

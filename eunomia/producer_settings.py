@@ -83,14 +83,3 @@ class ProducerSettings(BaseModel):
     @classmethod
     def _ringbuf_pages(cls, v: int) -> int:
         return _power_of_two("ringbuf_pages", v, 16, 65536)
-
-    def prefix_table(self) -> tuple[tuple[str, int], ...]:
-        """(prefix, flags) for the kernel's trie; a prefix in both lists gets both flags."""
-        from .decoder import PFX_ANY, PFX_WRITE
-
-        flags: dict[str, int] = {}
-        for p in self.write_prefixes:
-            flags[p] = flags.get(p, 0) | PFX_WRITE
-        for p in self.read_prefixes:
-            flags[p] = flags.get(p, 0) | PFX_ANY
-        return tuple(flags.items())
