@@ -17,7 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 from eunomia.processors.rules.alerts import make_alert, ref, snap
-from eunomia.processors.rules.runner import Runner
+from eunomia.processors.rules.model import KeySpec
+from eunomia.processors.rules.runner import Runner, encode_key
 
 __all__ = ["SequenceRunner"]
 
@@ -34,12 +35,12 @@ class SequenceRunner(Runner):
         self.positive = self.n - 1 if self.missing else self.n
         self.span = self.rule.maxspan_ns or self.default_span_ns
 
-    def _keys(self, i: int, e: dict[str, Any]) -> list[str]:
+    def _keys(self, own: KeySpec | None, e: dict[str, Any]) -> list[str]:
+        """The event's join keys: the sequence's ``by`` values then ``own`` (a step's
+        keys); a key with a missing value is left out."""
         base: list[tuple[Any, ...]] = self.rule.by.keys(e) if self.rule.by else [()]
-        step = self.rule.steps[i].by
-        if step is None:
-            return [self.group_key(k) for k in base]
-        return [self.group_key((*b, *s)) for b in base for s in step.keys(e)]
+        tuples = base if own is None else [(*b, *s) for b in base for s in own.keys(e)]
+        return [k for k in map(encode_key, tuples) if k is not None]
 
     def deadline(self, state: dict[str, dict[str, Any]]) -> int | None:
         ds = [p.get("dl", p["t0"] + self.span) for p in state.values()]
@@ -49,11 +50,11 @@ class SequenceRunner(Runner):
         alerts: list[dict[str, Any]] = []
         ts = e["event"]["ts_ns"]
         if until:
-            for k in self._keys(0, e):
+            for k in self._keys(self.rule.steps[0].by, e):
                 if k in self.states:
                     self.drop(k)
         for i in sorted(hits, reverse=True):
-            for k in self._keys(i, e):
+            for k in self._keys(self.rule.steps[i].by, e):
                 if i == 0:
                     self._start(k, e, ts)
                     continue
