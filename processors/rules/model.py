@@ -75,6 +75,7 @@ class Rule:
     by: KeySpec | None = None
     maxspan_ns: int | None = None
     until: Predicate | None = None
+    until_by: KeySpec | None = None  # the until's own keys (None: the first step's)
     until_kinds: frozenset[str] | None = None
     timespan_ns: int = 0
     count_op: str = "gte"

@@ -37,7 +37,7 @@ class SequenceRunner(Runner):
 
     def _keys(self, own: KeySpec | None, e: dict[str, Any]) -> list[str]:
         """The event's join keys: the sequence's ``by`` values then ``own`` (a step's
-        keys); a key with a missing value is left out."""
+        or the until's keys); a key with a missing value is left out."""
         base: list[tuple[Any, ...]] = self.rule.by.keys(e) if self.rule.by else [()]
         tuples = base if own is None else [(*b, *s) for b in base for s in own.keys(e)]
         return [k for k in map(encode_key, tuples) if k is not None]
@@ -50,7 +50,8 @@ class SequenceRunner(Runner):
         alerts: list[dict[str, Any]] = []
         ts = e["event"]["ts_ns"]
         if until:
-            for k in self._keys(self.rule.steps[0].by, e):
+            own = self.rule.until_by if self.rule.until_by is not None else self.rule.steps[0].by
+            for k in self._keys(own, e):
                 if k in self.states:
                     self.drop(k)
         for i in sorted(hits, reverse=True):

@@ -1,11 +1,13 @@
-"""Sequence semantics of issue 24: join keys that cannot collide."""
+"""Sequence semantics of issue 24: until with its own keys, join keys that cannot collide."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from eunomia.processors.rules import alert_id
-from tests.unit.rules.fixtures import ev, run
+import pytest
+
+from eunomia.processors.rules import RuleLoadError, alert_id, load_text
+from tests.unit.rules.fixtures import ev, parent, run
 
 HEAD = """
 - rule: {rid}
@@ -20,6 +22,62 @@ HEAD = """
 
 def rule(body: str, rid: str = "seq") -> str:
     return HEAD.format(rid=rid) + body
+
+
+# -- until with its own keys ---------------------------------------------------------------------
+
+# Steps join on a process's own id; the until (a child's exit) joins on its parent's id.
+UNTIL = """    until:
+      condition: event.kind = exit
+      by: [process.parent.exec_id]
+"""
+UNTIL_OWN_KEYS = rule("""  sequence:
+    by: [container.id]
+    maxspan: 60s
+""" + UNTIL + """    steps:
+      - condition: event.kind = a
+        by: [process.exec_id]
+      - condition: event.kind = b
+        by: [process.exec_id]
+""")
+BARE_UNTIL = UNTIL_OWN_KEYS.replace(UNTIL, "    until: event.kind = exit\n")
+
+
+def _until_run(text: str) -> list[str]:
+    # the exit is P2's own and its parent is P1: joined on the parent, it cancels P1 only
+    events = [ev("a", 1, exec_id="P1"), ev("a", 1, exec_id="P2"),
+              ev("exit", 2, exec_id="P2", ancestors=[parent("sh", "P1")]),
+              ev("b", 3, exec_id="P1"), ev("b", 3, exec_id="P2")]
+    return sorted(a["group_key"] for a in run(text, events))
+
+
+def test_until_with_its_own_keys_cancels_only_the_sequence_it_joins() -> None:
+    assert _until_run(UNTIL_OWN_KEYS) == ["c1|P2"]
+
+
+def test_until_without_keys_joins_on_the_first_steps_keys() -> None:
+    # the rule as it had to be written before: the exit joins on its own exec_id (P2)
+    assert _until_run(BARE_UNTIL) == ["c1|P1"]
+
+
+def test_until_keys_must_match_the_steps_in_number() -> None:
+    wide = UNTIL_OWN_KEYS.replace("by: [process.parent.exec_id]", "by: [process.parent.exec_id, user.id]")
+    with pytest.raises(RuleLoadError) as exc:
+        load_text(wide)
+    assert [d.code for d in exc.value.diagnostics if d.is_error] == ["E027"]
+    assert "'until' must have as many 'by' fields as the steps (1)" in str(exc.value)
+    bad = UNTIL_OWN_KEYS.replace("by: [process.parent.exec_id]", "by: [process.nope]\n      when: x")
+    with pytest.raises(RuleLoadError) as exc:
+        load_text(bad)
+    assert sorted(d.code for d in exc.value.diagnostics if d.is_error) == ["E005", "E011"]
+
+
+def test_until_keys_change_the_fingerprint_a_plain_until_keeps_its_own() -> None:
+    with_keys = load_text(UNTIL_OWN_KEYS).rules[0].fingerprint
+    other_keys = load_text(UNTIL_OWN_KEYS.replace("process.parent.exec_id", "process.exec_id"))
+    assert other_keys.rules[0].fingerprint != with_keys
+    plain = UNTIL_OWN_KEYS.replace(UNTIL, UNTIL.replace("      by: [process.parent.exec_id]\n", ""))
+    assert load_text(plain).rules[0].fingerprint == load_text(BARE_UNTIL).rules[0].fingerprint
 
 
 # -- join keys that cannot collide ----------------------------------------------------------------
