@@ -1,13 +1,18 @@
-"""Sequence semantics of issue 24: until with its own keys, join keys that cannot collide."""
+"""Sequence semantics of issue 24: until with its own keys, ties in arrival
+order (live and in replay), join keys that cannot collide."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from eunomia.processors.rules import RuleLoadError, alert_id, load_text
-from tests.unit.rules.fixtures import ev, parent, run
+from eunomia.processors.replay.offline import replay_offline
+from eunomia.processors.rules import ENGINE_KEY, Engine, RuleLoadError, alert_id, load_text
+from tests.unit.replay.fixtures import ENRICHED, write_stream
+from tests.unit.rules.fixtures import S, ev, parent, run
 
 HEAD = """
 - rule: {rid}
@@ -78,6 +83,60 @@ def test_until_keys_change_the_fingerprint_a_plain_until_keeps_its_own() -> None
     assert other_keys.rules[0].fingerprint != with_keys
     plain = UNTIL_OWN_KEYS.replace(UNTIL, UNTIL.replace("      by: [process.parent.exec_id]\n", ""))
     assert load_text(plain).rules[0].fingerprint == load_text(BARE_UNTIL).rules[0].fingerprint
+
+
+# -- ties: arrival order, live and in replay ------------------------------------------------------
+
+A_THEN_B_BODY = """  sequence:
+    by: [container.id]
+    maxspan: 10s
+    steps:
+      - condition: event.kind = a
+      - condition: event.kind = b
+"""
+A_THEN_B = rule(A_THEN_B_BODY)
+
+
+def _offsets(order: str) -> list[dict[str, Any]]:
+    """Nine unrelated events (offsets 0-8), then A and B at one nanosecond as offsets
+    9 and 10 (ids end in the offset, unpadded: "...r10" sorts before "...r9")."""
+    events = [ev("open", 5 + i / 10, eid=f"h1:b1:r{i}") for i in range(9)]
+    a, b = ev("a", 7, eid="h1:b1:r9"), ev("b", 7, eid="h1:b1:r10")
+    if order == "ba":
+        a, b = ev("b", 7, eid="h1:b1:r9"), ev("a", 7, eid="h1:b1:r10")
+    return [*events, a, b]
+
+
+@pytest.mark.parametrize("lateness", [0, 2, 30])
+def test_equal_times_keep_arrival_order(lateness: float) -> None:
+    out = run(A_THEN_B, _offsets("ab"), lateness=lateness, end=100)
+    assert [[e["id"] for e in a["events"]] for a in out] == [["h1:b1:r9", "h1:b1:r10"]]
+    assert run(A_THEN_B, _offsets("ba"), lateness=lateness, end=100) == []
+
+
+def test_equal_times_keep_arrival_order_across_a_state_restore() -> None:
+    """A worker that takes over a partition restores the reorder buffer from the
+    changelog: the events it holds keep their arrival order."""
+    rules = load_text(A_THEN_B)
+    first = Engine(rules, lateness_ns=2 * S, track_dirty=True)
+    for e in _offsets("ab"):
+        assert first.process(e) == []
+    saved = {k: first.export_state(*k) for k in first.take_dirty()}
+    second = Engine(rules, lateness_ns=2 * S, track_dirty=True)
+    for (rid, key), blob in saved.items():
+        if blob is not None:
+            second.import_state(rid, key, blob)
+    assert json.loads(saved[(ENGINE_KEY, "")])["buf"][-1][1] == "h1:b1:r10"
+    assert len(second.flush()) == 1
+
+
+def test_equal_times_keep_arrival_order_in_offline_replay(tmp_path: Path) -> None:
+    for order, expected in (("ab", 1), ("ba", 0)):
+        path = tmp_path / f"{order}.avro"
+        write_stream(path, [(ENRICHED, b"h1/c1", e, "enriched_event") for e in _offsets(order)])
+        res = replay_offline(path, load_text(A_THEN_B))
+        assert res.mode == "enriched" and res.events == 11
+        assert len(res.alerts) == expected, order
 
 
 # -- join keys that cannot collide ----------------------------------------------------------------
