@@ -17,14 +17,14 @@ rules keeping the state of unchanged rules.
 
 from eunomia.processors.rules.alerts import alert_id
 from eunomia.processors.rules.condition import parse_condition
-from eunomia.processors.rules.engine import ENGINE_KEY, Engine, StateError
+from eunomia.processors.rules.engine import DEFAULT_SPAN_NS, ENGINE_KEY, Engine, StateError
 from eunomia.processors.rules.errors import MESSAGES, Diagnostic, RuleError, RuleLoadError, RuleSyntaxError
 from eunomia.processors.rules.loader import lint_files, load_files, load_text, pack_files
 from eunomia.processors.rules.model import LEVEL_SEVERITY, Rule, RuleSet
 from eunomia.processors.rules.ocsf import ocsf_json, to_ocsf
 
 __all__ = [
-    "ENGINE_KEY", "LEVEL_SEVERITY", "MESSAGES", "Diagnostic", "Engine", "Rule", "RuleError",
-    "RuleLoadError", "RuleSet", "RuleSyntaxError", "StateError", "alert_id", "lint_files",
+    "DEFAULT_SPAN_NS", "ENGINE_KEY", "LEVEL_SEVERITY", "MESSAGES", "Diagnostic", "Engine", "Rule",
+    "RuleError", "RuleLoadError", "RuleSet", "RuleSyntaxError", "StateError", "alert_id", "lint_files",
     "load_files", "load_text", "ocsf_json", "pack_files", "parse_condition", "to_ocsf",
 ]

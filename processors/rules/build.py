@@ -310,6 +310,8 @@ class RuleBuilder:
             return
         rule.by = self._keyspec(src, m.get("by"), "by") if "by" in m else None
         rule.maxspan_ns = self._duration(src, m.get("maxspan"), "maxspan") if "maxspan" in m else None
+        if "maxspan" not in m:
+            self._err(src, "W004", item.keys["sequence"])
         if "until" in m:
             self._until(item, rule, m["until"], parts)
         steps = self._steps(item, m.get("steps"), filt, parts)

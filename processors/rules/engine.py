@@ -27,9 +27,10 @@ from eunomia.processors.rules.runner import Runner, Timers
 from eunomia.processors.rules.sequence import SequenceRunner
 from eunomia.processors.rules.windows import DistinctRunner, TemporalRunner, ThresholdRunner
 
-__all__ = ["ENGINE_KEY", "Engine", "StateError"]
+__all__ = ["DEFAULT_SPAN_NS", "ENGINE_KEY", "Engine", "StateError"]
 
 ENGINE_KEY = "__engine__"
+DEFAULT_SPAN_NS = 3600 * 10**9  # a sequence without maxspan (setting rules.default_maxspan_s)
 
 
 class StateError(ValueError):
@@ -72,10 +73,11 @@ class Engine:
     in ``dirty`` as (rule id, group key) pairs, plus ``(ENGINE_KEY, "")`` for the
     watermark and reorder buffer; ``export_state``/``import_state`` move one such
     key's state as bytes (JSON) so a worker can keep it in a changelog table.
+    ``default_span_ns`` bounds a sequence that has no ``maxspan``.
     """
 
     def __init__(self, ruleset: RuleSet, *, lateness_ns: int = 2_000_000_000, max_events: int = 10,
-                 max_keys: int = 1_000_000, default_span_ns: int = 3600 * 10**9,
+                 max_keys: int = 1_000_000, default_span_ns: int = DEFAULT_SPAN_NS,
                  track_dirty: bool = False) -> None:
         self.lateness_ns = lateness_ns
         self.max_events = max_events

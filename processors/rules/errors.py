@@ -45,6 +45,8 @@ MESSAGES: dict[str, str] = {
     "W002": "rule has no MITRE ATT&CK tag (mitre_<tactic> and T<nnnn>)",
     "W003": "group key has neither container.id nor host.id: the worker does not repartition, "
             "so events of one group may land on different workers",
+    "W004": "sequence has no maxspan: a pending sequence expires after the default span "
+            "(setting rules.default_maxspan_s, 1 h unless configured)",
 }
 
 

@@ -1,16 +1,29 @@
 """Sequence semantics of issue 24: until with its own keys, ties in arrival
-order (live and in replay), join keys that cannot collide."""
+order (live and in replay), join keys that cannot collide, the default maxspan
+as a setting."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from eunomia.config import Settings
 from eunomia.processors.replay.offline import replay_offline
-from eunomia.processors.rules import ENGINE_KEY, Engine, RuleLoadError, alert_id, load_text
+from eunomia.processors.rules import (
+    DEFAULT_SPAN_NS,
+    ENGINE_KEY,
+    Engine,
+    RuleLoadError,
+    alert_id,
+    lint_files,
+    load_text,
+)
 from tests.unit.replay.fixtures import ENRICHED, write_stream
 from tests.unit.rules.fixtures import S, ev, parent, run
 
@@ -201,3 +214,58 @@ def test_a_missing_group_by_value_is_not_counted_in_a_window() -> None:
 """
     assert run(text, [_named("open", t, "c1", None) for t in (1, 2, 3)]) == []
     assert len(run(text, [_named("open", t, "c1", "web") for t in (1, 2, 3)])) == 1
+
+
+# -- the default maxspan --------------------------------------------------------------------------
+
+NO_MAXSPAN = rule("""  sequence:
+    by: [container.id]
+    steps:
+      - condition: event.kind = a
+      - condition: event.kind = b
+""")
+
+
+def test_default_maxspan_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().rules.default_maxspan_ns == DEFAULT_SPAN_NS == 3600 * S
+    monkeypatch.setenv("EUNOMIA_RULES__DEFAULT_MAXSPAN_S", "90")
+    span = Settings().rules.default_maxspan_ns
+    assert span == 90 * S
+    events = [ev("a", 0), ev("b", 100)]
+    assert len(run(NO_MAXSPAN, events)) == 1  # the engine's default: an hour
+    assert run(NO_MAXSPAN, events, default_span_ns=span) == []
+    assert len(run(NO_MAXSPAN, [ev("a", 0), ev("b", 90)], default_span_ns=span)) == 1
+    monkeypatch.setenv("EUNOMIA_RULES__DEFAULT_MAXSPAN_S", "0")
+    with pytest.raises(ValueError, match="default_maxspan_s"):
+        Settings()
+
+
+def test_lint_warns_on_a_sequence_without_maxspan(tmp_path: Path) -> None:
+    f = tmp_path / "r.yaml"
+    f.write_text(NO_MAXSPAN)
+    warn = [d for d in lint_files([f]) if d.code == "W004"]
+    assert len(warn) == 1 and "rules.default_maxspan_s" in warn[0].message
+    f.write_text(A_THEN_B)
+    assert [d for d in lint_files([f]) if d.code == "W004"] == []
+
+
+def _cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "eunomia", *args], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "COLUMNS": "250", **env})
+
+
+def test_rules_list_and_replay_take_the_default_from_settings(tmp_path: Path) -> None:
+    rules = tmp_path / "r.yaml"
+    rules.write_text(NO_MAXSPAN + rule(A_THEN_B_BODY, "timed"))
+    r = _cli("rules", "list", "--no-pack", str(rules), EUNOMIA_RULES__DEFAULT_MAXSPAN_S="90")
+    assert r.returncode == 0, r.stderr
+    spans = {line.split("│")[1].strip(): line.split("│")[5].strip()
+             for line in r.stdout.splitlines() if line.startswith("│")}
+    assert spans == {"seq": "90s (default)", "timed": "10s"}
+    rec = tmp_path / "rec.avro"
+    write_stream(rec, [(ENRICHED, b"h1/c1", e, "enriched_event") for e in (ev("a", 0), ev("b", 100))])
+    assert [a["rule_id"] for a in replay_offline(rec, [rules]).alerts] == ["seq"]
+    r = _cli("replay", str(rec), "--rules", str(rules), "--format", "json",
+             EUNOMIA_RULES__DEFAULT_MAXSPAN_S="90")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["alerts"] == []
