@@ -1,6 +1,6 @@
 """Sequence semantics of issue 24: until with its own keys, ties in arrival
 order (live and in replay), join keys that cannot collide, the default maxspan
-as a setting."""
+as a setting, and rules loaded from Python data."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from eunomia.processors.rules import (
     RuleLoadError,
     alert_id,
     lint_files,
+    load_data,
     load_text,
 )
 from tests.unit.replay.fixtures import ENRICHED, write_stream
@@ -269,3 +270,37 @@ def test_rules_list_and_replay_take_the_default_from_settings(tmp_path: Path) ->
              EUNOMIA_RULES__DEFAULT_MAXSPAN_S="90")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["alerts"] == []
+
+
+# -- rules from Python data -----------------------------------------------------------------------
+
+def _as_data() -> list[dict[str, Any]]:
+    return [{"list": "letters", "items": ["a", "b"]},
+            {"rule": "seq", "id": "seq", "desc": "d", "condition": "container.id != host",
+             "output": "%process.name", "level": "alert",
+             "tags": ["maturity_stable", "mitre_execution", "T1059"],
+             "sequence": {"by": ["container.id"], "maxspan": "10s",
+                          "steps": [{"condition": "event.kind = a"}, {"condition": "event.kind = b"}]}}]
+
+
+def test_rules_load_from_a_list_of_dicts_as_from_yaml() -> None:
+    data = load_data(_as_data())
+    assert [r.fingerprint for r in data.rules] == [r.fingerprint for r in load_text(A_THEN_B).rules]
+    one = load_data(_as_data()[1], name="generated")
+    assert one.files == ["generated"]
+    engine = Engine(one, lateness_ns=0)
+    assert engine.process(ev("a", 1)) == [] and len(engine.process(ev("b", 2))) == 1
+
+
+def test_rule_data_errors_are_diagnostics_or_one_line_type_errors() -> None:
+    bad = _as_data()
+    bad[1]["sequence"]["steps"][1]["condition"] = "event.kind = = b"
+    with pytest.raises(RuleLoadError) as exc:
+        load_data(bad, name="gen")
+    d = exc.value.diagnostics[0]
+    assert d.code == "E010" and d.file == "gen" and "event.kind = = b" in d.snippet
+    for wrong in ("- rule: x", [["rule"]], 5):
+        with pytest.raises(TypeError, match="must be a dict or a list of dicts"):
+            load_data(wrong)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="not plain data"):
+        load_data({"rule": "x", "desc": object()})
