@@ -1,18 +1,10 @@
-"""Eunomia's rule engine: a pure library (no Kafka, no faust) that the worker,
-offline replay, the benchmark and the tests all drive the same way.
+"""Eunomia's rule engine: a pure library (no Kafka, no faust), so the worker,
+offline replay, the benchmark and the tests all drive the same code.
 
     ruleset = load_files(paths)            # or load_text(yaml), load_data(dicts)
     engine = Engine(ruleset, lateness_ns=2_000_000_000)
     alerts = engine.process(event)         # event: a decoded enriched_event dict
     alerts += engine.advance_watermark(ts) # event time moves on without events
-    ocsf = to_ocsf(alerts[0])              # OCSF Detection Finding (class 2004)
-
-Alerts are dicts of schemas/alert.avsc. State snapshots per key (for a faust
-Table): ``Engine(..., track_dirty=True)``, then after each call
-``engine.take_dirty()`` gives (rule id, key) pairs to save with
-``export_state(rule_id, key)`` (None: delete) and restore with ``import_state``;
-``ENGINE_KEY`` holds the watermark and reorder buffer. ``replace_ruleset`` swaps
-rules keeping the state of unchanged rules.
 """
 
 from eunomia.processors.rules.alerts import alert_id

@@ -1,16 +1,12 @@
 """The engine: single-event rules on arrival, stateful rules in event-time order.
 
-Event time: the watermark is the largest event time seen minus the allowed
-lateness. Events that touch a stateful rule wait in a small reorder buffer and
-are applied in (ts, arrival) order once the watermark reaches them, so disorder
-within the lateness gives the same alerts as order. An event older than the
-watermark is late: single-event rules still see it, stateful rules do not
-(``stats["late"]`` counts them). Timers (maxspan expiry, missing-event steps,
-window ends) fire when the watermark passes their deadline, and expired state is
-deleted, so memory follows the live keys; ``max_keys`` per rule bounds it.
-
-Rules are indexed by the ``event.kind`` values their conditions allow, so an
-event is tested only against rules that can match its kind.
+Stateful rules see events in (event time, arrival) order through a reorder
+buffer released by the watermark (newest event time minus the allowed
+lateness), so disorder within the lateness gives the alerts that order gives,
+live and in replay alike; docs/sequences.md states the rules. State is deleted
+when the watermark passes its deadline and ``max_keys`` bounds each rule's keys,
+so memory follows the live keys. Rules are indexed by the ``event.kind`` values
+their conditions allow, so an event is tested only against rules that can match it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
-"""YAML rule files -> a ``RuleSet``: read every file, collect lists, macros and
-rules, then compile; every problem of every file becomes a ``Diagnostic`` (with
-code and position) instead of stopping at the first.
-"""
+"""Rule files (or rule data) -> a ``RuleSet``: read every file, collect lists,
+macros and rules, then compile; every problem of every file becomes a
+``Diagnostic`` (with code and position) instead of stopping at the first."""
 
 from __future__ import annotations
 

@@ -1,9 +1,6 @@
-"""Compiled rules: what the loader produces and the engine runs.
-
-Definitions are separate from the state machines that run them (``sequence.py``,
-``windows.py``), so a reload swaps definitions while the engine keeps the
-state of rules whose fingerprint did not change.
-"""
+"""Compiled rules: what the loader produces and the engine runs, kept apart from
+the state machines that run them so a reload swaps definitions while the engine
+keeps the state of rules whose fingerprint did not change."""
 
 from __future__ import annotations
 

@@ -1,16 +1,6 @@
-"""Sequences with the semantics of Elastic EQL.
-
-State per join key: ``{"<j>": pending}`` where j is how many steps the pending
-sequence has completed. One pending sequence per state per key: a newer one
-overwrites an older one in the same state. An event is applied to later steps
-first, so one event never advances a sequence twice. ``maxspan`` is measured
-from the first event; ``until`` cancels every pending sequence of its key; a
-trailing ``missing`` step ("A not followed by B within T") fires only when the
-watermark passes the previous step's time + T without a B.
-
-pending = {"t0": first ts, "tl": last ts, "ev": [refs], "n": count, "gk": group key,
-           "snap": alert context of the latest event, "dl": missing-step deadline or absent}
-"""
+"""Sequences with the semantics of Elastic EQL sequences (docs/sequences.md has
+them, with the EQL and Sigma equivalents): ordered steps joined on a key,
+within maxspan, cancelled by until, with repeated and missing-event steps."""
 
 from __future__ import annotations
 
@@ -24,6 +14,13 @@ __all__ = ["SequenceRunner"]
 
 
 class SequenceRunner(Runner):
+    """State per join key: ``{"<j>": pending}``, j the number of steps completed;
+    one pending sequence per j (a newer one replaces the older).
+
+    pending = {"t0": first ts, "tl": last ts, "ev": [refs], "n": count, "gk": group key,
+               "snap": alert context of the latest event, "dl": missing-step deadline or absent}
+    """
+
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.setup()

@@ -1,13 +1,6 @@
-"""Sigma correlation forms over sliding event-time windows, per group key.
-
-- threshold (event_count) and distinct (value_count): for gt/gte the window
-  slides with each event, (t - timespan, t] inclusive of t - timespan, and the
-  rule fires as soon as the condition holds, then the window restarts (so one
-  burst gives one alert). For lt/lte/eq the window is anchored at a group's
-  first event and judged when the watermark passes its end.
-- temporal: every step seen within timespan (any order); temporal_ordered: in
-  step order, timespan measured from the first.
-"""
+"""Sigma correlation forms (event_count, value_count, temporal, temporal_ordered)
+over sliding event-time windows per group key; docs/sequences.md gives their
+window semantics next to those of sequences."""
 
 from __future__ import annotations
 
