@@ -23,7 +23,8 @@ from pydantic_settings import (
 
 from eunomia.producer_settings import ProducerSettings
 
-__all__ = ["KafkaSettings", "LocalKafkaSettings", "Settings", "TopicSettings", "load_settings"]
+__all__ = ["KafkaSettings", "LocalKafkaSettings", "RulesSettings", "Settings", "TopicSettings",
+           "load_settings"]
 
 
 def _cache_root() -> Path:
@@ -97,6 +98,19 @@ class LocalKafkaSettings(BaseModel):
     heap: str = "512m"
 
 
+class RulesSettings(BaseModel):
+    """Rule engine defaults that rule files may leave out."""
+
+    # The maxspan of a sequence that names none: how long after its first event
+    # it may complete (EQL's bound is the search's time range; a stream has none,
+    # and pending sequences are state to be freed).
+    default_maxspan_s: float = Field(default=3600.0, gt=0)
+
+    @property
+    def default_maxspan_ns(self) -> int:
+        return round(self.default_maxspan_s * 1e9)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="EUNOMIA_", env_nested_delimiter="__", extra="ignore")
@@ -110,6 +124,7 @@ class Settings(BaseSettings):
     # and Prometheus can reach it.
     metrics_addr: str = "127.0.0.1"
     producer: ProducerSettings = Field(default_factory=ProducerSettings)
+    rules: RulesSettings = Field(default_factory=RulesSettings)
 
     @classmethod
     def settings_customise_sources(

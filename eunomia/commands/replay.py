@@ -134,7 +134,8 @@ def _replay_rules(file: Path, rules: list[Path], expect: Path | None, fmt: str,
     from eunomia.processors.replay.offline import replay_offline
 
     expectations = load_expectations(expect) if expect else None
-    result = replay_offline(file, rules, skip_corrupt=skip_corrupt, on_skip=_warn_skip)
+    result = replay_offline(file, rules, skip_corrupt=skip_corrupt, on_skip=_warn_skip,
+                            default_span_ns=load_settings().rules.default_maxspan_ns)
     out = Console()
     if fmt == "json":
         sys.stdout.write(json.dumps({"events": result.events, "alerts": result.alerts},

@@ -9,6 +9,15 @@ import typer
 __all__ = ["register"]
 
 
+def _duration(ns: int) -> str:
+    """A span as rule files write it: the largest unit that divides it (1h, 90s, 500ms)."""
+    for unit, size in (("d", 86400 * 10**9), ("h", 3600 * 10**9), ("m", 60 * 10**9), ("s", 10**9),
+                       ("ms", 10**6)):
+        if ns % size == 0:
+            return f"{ns // size}{unit}"
+    return f"{ns / 1e9:g}s"
+
+
 def register(app: typer.Typer, worker_app: typer.Typer) -> None:
     rules_app = typer.Typer(no_args_is_help=True, help="Rule files: check and list.")
     app.add_typer(rules_app, name="rules")
@@ -43,16 +52,21 @@ def register(app: typer.Typer, worker_app: typer.Typer) -> None:
     def list_rules(files: list[Path] = typer.Argument(None, help="extra rule files"),
                    pack: bool = typer.Option(True, "--pack/--no-pack", help="include the default pack")
                    ) -> None:
-        """The rules that would run: id, level, form, MITRE tags."""
+        """The rules that would run: id, level, form, span (a sequence's maxspan, a
+        window's timespan), MITRE tags."""
         from rich.console import Console
         from rich.table import Table
 
+        from eunomia.config import load_settings
         from eunomia.processors.workers.rules import load_rules
 
         ruleset = load_rules(files or [], default_pack=pack)
-        table = Table("id", "name", "level", "form", "tags")
+        default = f"{_duration(load_settings().rules.default_maxspan_ns)} (default)"
+        table = Table("id", "name", "level", "form", "span", "tags")
         for r in ruleset.rules:
-            table.add_row(r.id, r.name, r.level, r.form, ", ".join(r.tags))
+            span = ("" if r.form == "single" else _duration(r.timespan_ns) if r.form != "sequence"
+                    else _duration(r.maxspan_ns) if r.maxspan_ns else default)
+            table.add_row(r.id, r.name, r.level, r.form, span, ", ".join(r.tags))
         Console().print(table)
 
     @worker_app.command("rules")

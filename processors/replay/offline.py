@@ -25,7 +25,7 @@ from typing import Any
 from eunomia.errors import EunomiaError
 from eunomia.processors.enrich.enricher import Enricher
 from eunomia.processors.replay.recording import RecordingReader, SkippedBlock
-from eunomia.processors.rules import Engine, RuleSet, load_files
+from eunomia.processors.rules import DEFAULT_SPAN_NS, Engine, RuleSet, load_files
 from eunomia.schemas import AvroCodec, CodecError
 
 __all__ = ["END_OF_TIME", "OfflineReplay", "OfflineResult", "replay_offline"]
@@ -57,9 +57,10 @@ class OfflineReplay:
     recording (both hold state)."""
 
     def __init__(self, ruleset: RuleSet, *, lateness_ns: int = OFFLINE_LATENESS_NS,
-                 grace_ns: int = 5 * 10**9, codec: AvroCodec | None = None) -> None:
+                 grace_ns: int = 5 * 10**9, codec: AvroCodec | None = None,
+                 default_span_ns: int = DEFAULT_SPAN_NS) -> None:
         self.codec = codec or AvroCodec()
-        self.engine = Engine(ruleset, lateness_ns=lateness_ns)
+        self.engine = Engine(ruleset, lateness_ns=lateness_ns, default_span_ns=default_span_ns)
         # wall-clock release makes no sense offline: only event time releases holds
         self.enricher = Enricher(grace_ns=grace_ns, max_wall_hold_s=float("inf"))
         self.alerts: list[dict[str, Any]] = []
@@ -135,11 +136,12 @@ def load_rules(paths: Iterable[Path]) -> RuleSet:
 
 def replay_offline(path: Path, rules: Iterable[Path] | RuleSet, *, skip_corrupt: bool = False,
                    on_skip: Callable[[SkippedBlock], None] | None = None,
-                   lateness_ns: int = OFFLINE_LATENESS_NS) -> OfflineResult:
+                   lateness_ns: int = OFFLINE_LATENESS_NS,
+                   default_span_ns: int = DEFAULT_SPAN_NS) -> OfflineResult:
     """The alerts the rules raise on a recording, deterministic for one file."""
     ruleset = rules if isinstance(rules, RuleSet) else load_rules(rules)
     reader = RecordingReader(path, skip_corrupt=skip_corrupt, on_skip=on_skip)
-    run = OfflineReplay(ruleset, lateness_ns=lateness_ns)
+    run = OfflineReplay(ruleset, lateness_ns=lateness_ns, default_span_ns=default_span_ns)
     feed = run.feed
     for batch in reader.raw_blocks():
         for r in batch:

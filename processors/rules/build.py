@@ -29,6 +29,7 @@ FORM_KEYS = {
     "temporal_ordered": {"group-by", "timespan", "steps"},
 }
 STEP_KEYS = {"name", "condition", "by", "runs", "missing", "within"}
+UNTIL_KEYS = {"condition", "by"}
 EXC_KEYS = {"name", "fields", "comps", "values"}
 EXC_OPS = ("=", "!=", "in", "startswith", "endswith", "contains", "glob")
 COUNT_OPS = ("gt", "gte", "lt", "lte", "eq")
@@ -309,12 +310,10 @@ class RuleBuilder:
             return
         rule.by = self._keyspec(src, m.get("by"), "by") if "by" in m else None
         rule.maxspan_ns = self._duration(src, m.get("maxspan"), "maxspan") if "maxspan" in m else None
+        if "maxspan" not in m:
+            self._err(src, "W004", item.keys["sequence"])
         if "until" in m:
-            until = self._cond(src, m["until"])
-            if until is not None:
-                rule.until = self.compiler._build(until)
-                rule.until_kinds = event_kinds(until)
-                parts.append(("until", repr(until)))
+            self._until(item, rule, m["until"], parts)
         steps = self._steps(item, m.get("steps"), filt, parts)
         rule.steps = steps
         if len(steps) < 2 and steps:
@@ -326,10 +325,33 @@ class RuleBuilder:
         widths = {len(s.by.fields) if s.by else 0 for s in steps}
         if len(widths) > 1:
             self._err(src, "E022", m.get("steps"))
+        elif rule.until_by is not None and steps and widths != {len(rule.until_by.fields)}:
+            self._err(src, "E027", m["until"], n=widths.pop())
         self._copartition_warning(item, (rule.by.fields if rule.by else ())
                                   + (steps[0].by.fields if steps and steps[0].by else ()))
         parts.append((rule.by.fields if rule.by else (), rule.maxspan_ns))
         rule.kinds = _union([s.kinds for s in steps] + ([rule.until_kinds] if rule.until else []))
+
+    def _until(self, item: Item, rule: Rule, node: yaml.Node, parts: list[Any]) -> None:
+        """``until: <condition>``, or ``until: {condition: ..., by: [...]}`` with the
+        until's own join keys (EQL's ``until [...] by f``)."""
+        src = item.source
+        cond_node: yaml.Node | None = node
+        if isinstance(node, yaml.MappingNode):
+            m = self._mapping(src, node, "until", UNTIL_KEYS) or {}
+            cond_node = m.get("condition")
+            if cond_node is None:
+                self._err(src, "E004", node, key="condition")
+            if "by" in m:
+                rule.until_by = self._keyspec(src, m["by"], "by")
+        until = self._cond(src, cond_node)
+        if until is None:
+            return
+        rule.until = self.compiler._build(until)
+        rule.until_kinds = event_kinds(until)
+        parts.append(("until", repr(until)))
+        if rule.until_by is not None:  # only then: fingerprints of older rules stay as they were
+            parts.append(("until by", rule.until_by.fields))
 
     def _group(self, item: Item, rule: Rule, m: dict[str, yaml.Node], form: str, parts: list[Any]) -> None:
         rule.by = self._keyspec(item.source, m.get("group-by"), "group-by") if "group-by" in m else None

@@ -1,16 +1,12 @@
 """The engine: single-event rules on arrival, stateful rules in event-time order.
 
-Event time: the watermark is the largest event time seen minus the allowed
-lateness. Events that touch a stateful rule wait in a small reorder buffer and
-are applied in (ts, id) order once the watermark reaches them, so disorder
-within the lateness gives the same alerts as order. An event older than the
-watermark is late: single-event rules still see it, stateful rules do not
-(``stats["late"]`` counts them). Timers (maxspan expiry, missing-event steps,
-window ends) fire when the watermark passes their deadline, and expired state is
-deleted, so memory follows the live keys; ``max_keys`` per rule bounds it.
-
-Rules are indexed by the ``event.kind`` values their conditions allow, so an
-event is tested only against rules that can match its kind.
+Stateful rules see events in (event time, arrival) order through a reorder
+buffer released by the watermark (newest event time minus the allowed
+lateness), so disorder within the lateness gives the alerts that order gives,
+live and in replay alike; docs/sequences.md states the rules. State is deleted
+when the watermark passes its deadline and ``max_keys`` bounds each rule's keys,
+so memory follows the live keys. Rules are indexed by the ``event.kind`` values
+their conditions allow, so an event is tested only against rules that can match it.
 """
 
 from __future__ import annotations
@@ -27,9 +23,10 @@ from eunomia.processors.rules.runner import Runner, Timers
 from eunomia.processors.rules.sequence import SequenceRunner
 from eunomia.processors.rules.windows import DistinctRunner, TemporalRunner, ThresholdRunner
 
-__all__ = ["ENGINE_KEY", "Engine", "StateError"]
+__all__ = ["DEFAULT_SPAN_NS", "ENGINE_KEY", "Engine", "StateError"]
 
 ENGINE_KEY = "__engine__"
+DEFAULT_SPAN_NS = 3600 * 10**9  # a sequence without maxspan (setting rules.default_maxspan_s)
 
 
 class StateError(ValueError):
@@ -53,6 +50,9 @@ class _Probe:
     until: Predicate | None
 
 
+Matches = list[tuple[_Probe, list[int], bool]]  # (probe, steps hit, until hit) per rule
+
+
 @dataclass
 class _KindIndex:
     singles: list[Rule] = field(default_factory=list)
@@ -63,14 +63,17 @@ class Engine:
     """Run a ``RuleSet`` over decoded enriched events (dicts as fastavro returns them).
 
     ``process(event)`` and ``advance_watermark(ts_ns)`` return alert records
-    (schemas/alert.avsc). With ``track_dirty`` the keys whose state changed are
-    collected in ``dirty`` as (rule id, group key) pairs, plus ``(ENGINE_KEY, "")``
-    for the watermark and reorder buffer; ``export_state``/``import_state`` move one
-    such key's state as bytes (JSON) so a worker can keep it in a changelog table.
+    (schemas/alert.avsc). Feed one engine the events of one input partition in
+    the order they were read: events with equal times reach stateful rules in
+    that order. With ``track_dirty`` the keys whose state changed are collected
+    in ``dirty`` as (rule id, group key) pairs, plus ``(ENGINE_KEY, "")`` for the
+    watermark and reorder buffer; ``export_state``/``import_state`` move one such
+    key's state as bytes (JSON) so a worker can keep it in a changelog table.
+    ``default_span_ns`` bounds a sequence that has no ``maxspan``.
     """
 
     def __init__(self, ruleset: RuleSet, *, lateness_ns: int = 2_000_000_000, max_events: int = 10,
-                 max_keys: int = 1_000_000, default_span_ns: int = 3600 * 10**9,
+                 max_keys: int = 1_000_000, default_span_ns: int = DEFAULT_SPAN_NS,
                  track_dirty: bool = False) -> None:
         self.lateness_ns = lateness_ns
         self.max_events = max_events
@@ -80,10 +83,11 @@ class Engine:
         self.max_ts: int | None = None
         self.watermark: int | None = None
         self.stats = {"events": 0, "late": 0, "repeated": 0, "alerts": 0}
-        self._buffer: list[tuple[int, str, int, dict[str, Any], list[tuple[_Probe, list[int], bool]]]] = []
+        # (ts, arrival number, id, event, matches): equal times keep their arrival order
+        self._buffer: list[tuple[int, int, str, dict[str, Any], Matches]] = []
         self._buffered: set[str] = set()  # ids in the buffer
         self._edge: set[str] = set()  # ids applied whose time equals the watermark
-        self._seq = 0
+        self._arrived = 0
         self.runners: dict[str, Runner] = {}
         self.ruleset = ruleset
         self._install(ruleset, {})
@@ -117,17 +121,15 @@ class Engine:
             for key in self.runners[rid].states:
                 if self.timers.dirty is not None:
                     self.timers.dirty.add((rid, key))
-        self._buffer = [(t, i, s, e, [m for m in ms if m[0].runner.rule.id in keep])
-                        for t, i, s, e, ms in self._buffer]
         self._install(ruleset, keep)
         # buffered probes point at old rule objects: recompute matches for the new ones
-        pending = [(t, i, s, e) for t, i, s, e, _ in self._buffer]
+        pending = [(t, n, i, e) for t, n, i, e, _ in self._buffer]
         self._buffer = []
         self._buffered = set()
-        for t, i, s, e in pending:
+        for t, n, i, e in pending:
             ms = self._matches(e)
             if ms:
-                heapq.heappush(self._buffer, (t, i, s, e, ms))
+                heapq.heappush(self._buffer, (t, n, i, e, ms))
                 self._buffered.add(i)
         return dropped
 
@@ -151,7 +153,7 @@ class Engine:
         self._index[kind] = idx
         return idx
 
-    def _matches(self, e: dict[str, Any]) -> list[tuple[_Probe, list[int], bool]]:
+    def _matches(self, e: dict[str, Any]) -> Matches:
         kind = e["event"]["kind"]
         idx = self._index.get(kind) or self._kind(kind)
         out = []
@@ -230,7 +232,7 @@ class Engine:
                 continue
             if nxt is None:
                 break
-            t, i, _, e, ms = heapq.heappop(buf)
+            t, _, i, e, ms = heapq.heappop(buf)
             self._buffered.discard(i)
             if t == wm:
                 self._edge.add(i)
@@ -238,9 +240,9 @@ class Engine:
                 alerts += probe.runner.on_event(e, hits, u)
         return alerts
 
-    def _push(self, ts: int, eid: str, e: dict[str, Any], ms: list[tuple[_Probe, list[int], bool]]) -> None:
-        self._seq += 1
-        heapq.heappush(self._buffer, (ts, eid, self._seq, e, ms))
+    def _push(self, ts: int, eid: str, e: dict[str, Any], ms: Matches) -> None:
+        self._arrived += 1
+        heapq.heappush(self._buffer, (ts, self._arrived, eid, e, ms))
         self._buffered.add(eid)
         self._touch_engine()
 
@@ -261,7 +263,7 @@ class Engine:
         """One key's state as bytes, or None when it no longer exists (delete it)."""
         if rule_id == ENGINE_KEY:
             return json.dumps({"wm": self.watermark, "max_ts": self.max_ts, "edge": sorted(self._edge),
-                               "buf": [[t, i, e] for t, i, _, e, _ in sorted(self._buffer)]}).encode()
+                               "buf": [[t, i, e] for t, _, i, e, _ in sorted(self._buffer)]}).encode()
         runner = self.runners.get(rule_id)
         state = runner.export(key) if runner else None
         return None if state is None else json.dumps(state, separators=(",", ":")).encode()

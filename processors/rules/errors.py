@@ -39,11 +39,14 @@ MESSAGES: dict[str, str] = {
     "E024": "exception '{name}': values must be lists of {n} items matching its fields",
     "E025": "invalid comparison '{value}' in exception (use one of {ops})",
     "E026": "cannot read rule file: {detail}",
+    "E027": "'until' must have as many 'by' fields as the steps ({n})",
     "W001": "tags should start with a maturity tag (maturity_stable, maturity_incubating, "
             "maturity_sandbox)",
     "W002": "rule has no MITRE ATT&CK tag (mitre_<tactic> and T<nnnn>)",
     "W003": "group key has neither container.id nor host.id: the worker does not repartition, "
             "so events of one group may land on different workers",
+    "W004": "sequence has no maxspan: a pending sequence expires after the default span "
+            "(setting rules.default_maxspan_s, 1 h unless configured)",
 }
 
 

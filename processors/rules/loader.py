@@ -1,13 +1,13 @@
-"""YAML rule files -> a ``RuleSet``: read every file, collect lists, macros and
-rules, then compile; every problem of every file becomes a ``Diagnostic`` (with
-code and position) instead of stopping at the first.
-"""
+"""Rule files (or rule data) -> a ``RuleSet``: read every file, collect lists,
+macros and rules, then compile; every problem of every file becomes a
+``Diagnostic`` (with code and position) instead of stopping at the first."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -18,7 +18,7 @@ from eunomia.processors.rules.items import Item, parse_at
 from eunomia.processors.rules.model import RuleSet
 from eunomia.processors.rules.yamlpos import Source
 
-__all__ = ["lint_files", "load_files", "load_text", "pack_files"]
+__all__ = ["lint_files", "load_data", "load_files", "load_text", "pack_files"]
 
 LIST_KEYS = {"list", "items"}
 MACRO_KEYS = {"macro", "condition"}
@@ -180,6 +180,23 @@ def load_text(text: str, name: str = "<rules>") -> RuleSet:
     if any(d.is_error for d in diags):
         raise RuleLoadError(diags)
     return ruleset
+
+
+def load_data(data: Mapping[str, Any] | Sequence[Mapping[str, Any]], name: str = "<rules>") -> RuleSet:
+    """Load rules given as Python data: one item (a dict) or a list of them, as a
+    rule file's YAML would parse, for tools that generate rules (converters,
+    tests). The data is rendered as YAML and loaded as a file, so it gets the
+    same checks, and diagnostics point into that rendering (with its snippet)."""
+    items = [data] if isinstance(data, Mapping) else data
+    if isinstance(items, str | bytes) or not isinstance(items, Sequence) or not all(
+            isinstance(i, Mapping) for i in items):
+        raise TypeError(f"rule data must be a dict or a list of dicts, got {type(data).__name__}")
+    try:
+        text = yaml.safe_dump([dict(i) for i in items], sort_keys=False, allow_unicode=True,
+                              width=2**31 - 1)
+    except yaml.YAMLError as exc:  # a value YAML cannot hold (an object, a set, ...)
+        raise TypeError(f"rule data holds a value that is not plain data: {exc}") from None
+    return load_text(text, name)
 
 
 def pack_files() -> list[Path]:

@@ -1,9 +1,6 @@
-"""Compiled rules: what the loader produces and the engine runs.
-
-Definitions are separate from the state machines that run them (``sequence.py``,
-``windows.py``), so a reload swaps definitions while the engine keeps the
-state of rules whose fingerprint did not change.
-"""
+"""Compiled rules: what the loader produces and the engine runs, kept apart from
+the state machines that run them so a reload swaps definitions while the engine
+keeps the state of rules whose fingerprint did not change."""
 
 from __future__ import annotations
 
@@ -75,6 +72,7 @@ class Rule:
     by: KeySpec | None = None
     maxspan_ns: int | None = None
     until: Predicate | None = None
+    until_by: KeySpec | None = None  # the until's own keys (None: the first step's)
     until_kinds: frozenset[str] | None = None
     timespan_ns: int = 0
     count_op: str = "gte"

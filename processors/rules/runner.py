@@ -1,6 +1,7 @@
 """What every stateful form shares: per-key state in a plain dict (JSON-able, so
 the worker can snapshot one key into a faust Table), deadlines on the engine's
-timer heap, dirty-key tracking and a bound on the number of keys."""
+timer heap, dirty-key tracking, a bound on the number of keys, and the one
+encoding of a join key as a state key."""
 
 from __future__ import annotations
 
@@ -10,7 +11,18 @@ from typing import Any
 
 from eunomia.processors.rules.model import Rule
 
-__all__ = ["Runner", "Timers"]
+__all__ = ["Runner", "Timers", "encode_key"]
+
+
+def encode_key(values: tuple[Any, ...]) -> str | None:
+    """A join key as one string, or None when a value is missing (a null never joins).
+
+    Values are joined with ``|`` after escaping ``\\`` and ``|``, so two different
+    tuples never give the same string while keys without those characters read
+    as before (alert ids hash this string)."""
+    if any(v is None for v in values):
+        return None
+    return "|".join(str(v).replace("\\", "\\\\").replace("|", "\\|") for v in values)
 
 
 @dataclass
@@ -89,9 +101,6 @@ class Runner:
         if d is not None:
             self.sched[key] = d
             self.timers.push(d, self.rule.id, key)
-
-    def group_key(self, key_tuple: tuple[Any, ...]) -> str:
-        return "|".join("" if v is None else str(v) for v in key_tuple)
 
     # -- per form -----------------------------------------------------------------------
     def on_event(self, e: dict[str, Any], hits: list[int], until: bool) -> list[dict[str, Any]]:

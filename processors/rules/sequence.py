@@ -1,28 +1,26 @@
-"""Sequences with the semantics of Elastic EQL.
-
-State per join key: ``{"<j>": pending}`` where j is how many steps the pending
-sequence has completed. One pending sequence per state per key: a newer one
-overwrites an older one in the same state. An event is applied to later steps
-first, so one event never advances a sequence twice. ``maxspan`` is measured
-from the first event; ``until`` cancels every pending sequence of its key; a
-trailing ``missing`` step ("A not followed by B within T") fires only when the
-watermark passes the previous step's time + T without a B.
-
-pending = {"t0": first ts, "tl": last ts, "ev": [refs], "n": count, "gk": group key,
-           "snap": alert context of the latest event, "dl": missing-step deadline or absent}
-"""
+"""Sequences with the semantics of Elastic EQL sequences (docs/sequences.md has
+them, with the EQL and Sigma equivalents): ordered steps joined on a key,
+within maxspan, cancelled by until, with repeated and missing-event steps."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from eunomia.processors.rules.alerts import make_alert, ref, snap
-from eunomia.processors.rules.runner import Runner
+from eunomia.processors.rules.model import KeySpec
+from eunomia.processors.rules.runner import Runner, encode_key
 
 __all__ = ["SequenceRunner"]
 
 
 class SequenceRunner(Runner):
+    """State per join key: ``{"<j>": pending}``, j the number of steps completed;
+    one pending sequence per j (a newer one replaces the older).
+
+    pending = {"t0": first ts, "tl": last ts, "ev": [refs], "n": count, "gk": group key,
+               "snap": alert context of the latest event, "dl": missing-step deadline or absent}
+    """
+
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.setup()
@@ -34,12 +32,12 @@ class SequenceRunner(Runner):
         self.positive = self.n - 1 if self.missing else self.n
         self.span = self.rule.maxspan_ns or self.default_span_ns
 
-    def _keys(self, i: int, e: dict[str, Any]) -> list[str]:
+    def _keys(self, own: KeySpec | None, e: dict[str, Any]) -> list[str]:
+        """The event's join keys: the sequence's ``by`` values then ``own`` (a step's
+        or the until's keys); a key with a missing value is left out."""
         base: list[tuple[Any, ...]] = self.rule.by.keys(e) if self.rule.by else [()]
-        step = self.rule.steps[i].by
-        if step is None:
-            return [self.group_key(k) for k in base]
-        return [self.group_key((*b, *s)) for b in base for s in step.keys(e)]
+        tuples = base if own is None else [(*b, *s) for b in base for s in own.keys(e)]
+        return [k for k in map(encode_key, tuples) if k is not None]
 
     def deadline(self, state: dict[str, dict[str, Any]]) -> int | None:
         ds = [p.get("dl", p["t0"] + self.span) for p in state.values()]
@@ -49,11 +47,12 @@ class SequenceRunner(Runner):
         alerts: list[dict[str, Any]] = []
         ts = e["event"]["ts_ns"]
         if until:
-            for k in self._keys(0, e):
+            own = self.rule.until_by if self.rule.until_by is not None else self.rule.steps[0].by
+            for k in self._keys(own, e):
                 if k in self.states:
                     self.drop(k)
         for i in sorted(hits, reverse=True):
-            for k in self._keys(i, e):
+            for k in self._keys(self.rule.steps[i].by, e):
                 if i == 0:
                     self._start(k, e, ts)
                     continue

@@ -1,31 +1,26 @@
-"""Sigma correlation forms over sliding event-time windows, per group key.
-
-- threshold (event_count) and distinct (value_count): for gt/gte the window
-  slides with each event, (t - timespan, t] inclusive of t - timespan, and the
-  rule fires as soon as the condition holds, then the window restarts (so one
-  burst gives one alert). For lt/lte/eq the window is anchored at a group's
-  first event and judged when the watermark passes its end.
-- temporal: every step seen within timespan (any order); temporal_ordered: in
-  step order, timespan measured from the first.
-"""
+"""Sigma correlation forms (event_count, value_count, temporal, temporal_ordered)
+over sliding event-time windows per group key; docs/sequences.md gives their
+window semantics next to those of sequences."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from eunomia.processors.rules.alerts import make_alert, ref, snap
-from eunomia.processors.rules.runner import Runner
+from eunomia.processors.rules.runner import Runner, encode_key
 
 __all__ = ["DistinctRunner", "TemporalRunner", "ThresholdRunner"]
 
 
 class _Grouped(Runner):
-    def key_of(self, e: dict[str, Any]) -> str:
+    def key_of(self, e: dict[str, Any]) -> str | None:
+        """The event's group key; None (the event is not counted) when a group-by
+        value is missing, so events lacking a field never form a group together."""
         by = self.rule.by
         if by is None:
             return ""
         ks = by.keys(e)
-        return self.group_key(ks[0]) if ks else ""
+        return encode_key(ks[0]) if ks else None
 
     @property
     def eager(self) -> bool:
@@ -42,6 +37,8 @@ class ThresholdRunner(_Grouped):
 
     def on_event(self, e: dict[str, Any], hits: list[int], until: bool) -> list[dict[str, Any]]:
         k = self.key_of(e)
+        if k is None:
+            return []
         ts = e["event"]["ts_ns"]
         span = self.rule.timespan_ns
         st = self.states.get(k)
@@ -99,9 +96,9 @@ class DistinctRunner(_Grouped):
 
     def on_event(self, e: dict[str, Any], hits: list[int], until: bool) -> list[dict[str, Any]]:
         value = self.rule.distinct_field(e) if self.rule.distinct_field else None
-        if value is None:
-            return []
         k = self.key_of(e)
+        if value is None or k is None:
+            return []
         ts = e["event"]["ts_ns"]
         st = self.states.get(k) or {"v": {}}
         vals = st["v"]
@@ -150,6 +147,8 @@ class TemporalRunner(_Grouped):
 
     def on_event(self, e: dict[str, Any], hits: list[int], until: bool) -> list[dict[str, Any]]:
         k = self.key_of(e)
+        if k is None:
+            return []
         ts = e["event"]["ts_ns"]
         span = self.rule.timespan_ns
         n = len(self.rule.steps)

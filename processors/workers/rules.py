@@ -159,7 +159,8 @@ def build_app(settings: Settings, *, rule_paths: Sequence[Path] = (), default_pa
     def engine_for(partition: int) -> Engine:
         engine = engines.get(partition)
         if engine is None:
-            engine = Engine(ruleset["current"], lateness_ns=lateness_ns, track_dirty=True)
+            engine = Engine(ruleset["current"], lateness_ns=lateness_ns, track_dirty=True,
+                            default_span_ns=settings.rules.default_maxspan_ns)
             prefix = f"{partition}{SEP}"
             saved = []
             for k, value in list(state.items()):
