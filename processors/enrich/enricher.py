@@ -15,6 +15,7 @@ container is kept. ``max_wall_hold_s`` releases holds of a host that went quiet.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, MutableMapping
 from typing import Any
@@ -23,17 +24,14 @@ from eunomia.processors.enrich.container_join import ContainerDirectory, contain
 from eunomia.processors.enrich.ecs import CATEGORY, payload_fields
 from eunomia.processors.enrich.lineage import CachedMapping, Lineage
 from eunomia.signals import signal_name
+from eunomia.syscall_names import SyscallTableError, resolve
 
 __all__ = ["Enricher", "Output"]
 
 Output = tuple[str, dict[str, Any]]
 MAX_HELD_PER_CGROUP = 10_000
 
-try:  # the seccomp feature adds a name table; without it names stay null
-    from eunomia.syscall_names import syscall_name as _syscall_name  # type: ignore[attr-defined]
-except Exception:  # pragma: no cover - depends on another feature being present
-    def _syscall_name(nr: int, arch: str) -> str | None:
-        return None
+log = logging.getLogger(__name__)
 
 
 class Enricher:
@@ -55,6 +53,7 @@ class Enricher:
         # called with a hold's partition before it is deleted (changelog-backed pending)
         self.set_partition: Callable[[int], None] | None = None
         self.stats = {"events": 0, "syscalls": 0, "held": 0, "released_incomplete": 0}
+        self._unnamed_arches: set[str] = set()  # architectures libseccomp cannot name (logged once)
 
     # -- inputs --------------------------------------------------------------------
     def on_raw_event(self, ev: dict[str, Any]) -> list[Output]:
@@ -212,10 +211,23 @@ class Enricher:
             out["event"]["outcome"] = "success"
             out["syscalls"] = {
                 "arch": arch, "interval_ns": rec["interval_ns"],
-                "counts": [{"nr": c["nr"], "name": _syscall_name(c["nr"], arch), "count": c["count"]}
-                           for c in rec["counts"]],
+                "counts": self._named_counts(arch, rec["counts"]),
                 "fileio": rec.get("fileio") or []}
         return f"{host}/{cid}", out
+
+    def _named_counts(self, arch: str, counts: list[dict[str, int]]) -> list[dict[str, Any]]:
+        """Counts with libseccomp's syscall names, the table runc enforces profiles with.
+        An architecture it cannot name leaves the names null (the numbers still say
+        everything) and is logged once."""
+        try:
+            names = [resolve(arch, c["nr"]) for c in counts]
+        except SyscallTableError as exc:
+            if arch not in self._unnamed_arches:
+                self._unnamed_arches.add(arch)
+                log.warning("syscall names stay null for arch %r: %s", arch, exc)
+            names = [None] * len(counts)
+        return [{"nr": c["nr"], "name": name, "count": c["count"]}
+                for c, name in zip(counts, names, strict=True)]
 
     # -- state for offline replay ----------------------------------------------------
     def export_state(self) -> dict[str, Any]:
