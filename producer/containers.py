@@ -5,7 +5,7 @@ socket answers the same) the tracker lists running containers at start and then
 follows the API's event stream in a thread: ``start`` publishes a record,
 ``die``/``destroy``/``remove`` a tombstone (once per container). Without one it
 says so in one line and rescans /proc every few seconds, recognising container
-cgroups by path (cgroup_paths.py), which yields at least the container id.
+cgroups by path (eunomia/cgroups.py), which yields at least the container id.
 
 Key ``<host_id>/<cgroup_id>``; the cgroup id is the v2 id BPF programs see
 (``bpf_get_current_cgroup_id``), taken from the container's init process, so
@@ -22,7 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from eunomia.producer.cgroup_paths import cgroup_id, parse_cgroup_path, pid_cgroup_path
+from eunomia.cgroups import parse_cgroup_path
+from eunomia.producer.cgroup_resolver import cgroup_id, pid_cgroup_path
 
 __all__ = ["ContainerTracker"]
 

@@ -5,7 +5,7 @@ of a long-running process (or container) would have no exec to join its
 lineage to. Eunomia did the same in ``init_container_table``. Records are
 ``raw_event`` with kind ``proc_snapshot``, seq 0 (outside the per-producer seq
 stream, so they never look like a gap) and a ``SnapshotPayload``. Identity
-fields come from producer/identity.py and the cgroup id from cgroup_paths.py, so
+fields come from producer/identity.py and the cgroup id from cgroup_resolver.py, so
 they match what the BPF side reports for the same process.
 
 Kernel threads (kthreadd and its children) and the producer itself are left out.
@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from eunomia.producer.cgroup_paths import cgroup_id, proc_cgroup_v2_path
+from eunomia.producer.cgroup_resolver import cgroup_id, proc_cgroup_v2_path
 from eunomia.producer.identity import NS_PER_TICK, exec_id, start_ticks_of_pid
 
 __all__ = ["NAMESPACES", "snapshot"]

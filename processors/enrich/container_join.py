@@ -94,8 +94,8 @@ def identify(directory: ContainerDirectory, key: str, cgroup_id: int, cgroup_pat
     ident = directory.identity(key)
     if ident is not None:
         return ident
-    parsed = parse_cgroup_path(cgroup_path)
-    if parsed is not None and parsed.is_host:
+    parsed = parse_cgroup_path(cgroup_path) if cgroup_path else None
+    if cgroup_path and parsed is None:  # a host cgroup
         return ({"id": "host", "name": None, "image_name": None, "image_id": None,
                  "runtime": None, "labels": {}, "cgroup_id": cgroup_id,
                  "cgroup_path": cgroup_path, "metadata_complete": True}, None, "host")
