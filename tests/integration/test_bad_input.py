@@ -44,7 +44,7 @@ from eunomia.commands.seccomp import read_profiles
 from eunomia.config import Settings
 from eunomia.kafka.topics import create_topics
 from eunomia.schemas import AvroCodec
-from tests.conftest import free_port_block
+from tests.support.ports import free_port_block
 
 pytestmark = pytest.mark.kafka
 

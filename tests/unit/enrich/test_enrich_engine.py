@@ -8,7 +8,7 @@ from eunomia.processors.enrich.container_join import container_key
 from eunomia.processors.enrich.enricher import Enricher
 from eunomia.processors.enrich.lineage import MAX_ANCESTORS, CachedMapping
 from eunomia.schemas import AvroCodec
-from tests.unit.enrich.factory import (
+from tests.support.raw_records import (
     CID,
     Host,
     connect_payload,
