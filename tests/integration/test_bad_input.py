@@ -63,7 +63,7 @@ WORKERS = {
     "seccomp": ["seccomp", "--debounce", "1", "--max-wait", "5"],
     "health": ["health"],
 }
-# which workers read which input topic (DESIGN.md; processors/*.py)
+# which workers read which input topic (docs/architecture.md; processors/workers/)
 READERS = {"raw.events": ("enrich", "health"), "raw.syscalls": ("enrich",),
            "containers": ("enrich",), "enriched.events": ("rules", "seccomp"),
            "producer.health": ("health",)}
