@@ -1,21 +1,8 @@
 """Which container a cgroup belongs to, from its path alone.
 
-The one parser the producer (no runtime API answers) and the enricher (no
-container record arrived in time) share, so both name the same runtime. Each
-runtime names a container's leaf cgroup after the container id:
-
-============  ===============================================================
-docker        ``/docker/<id>``; systemd ``docker-<id>.scope``
-podman        ``/libpod_parent/libpod-<id>``; systemd ``libpod-<id>.scope``
-              (rootless under ``user@UID.service``), maybe ``.../container`` below
-containerd    ``/<namespace>/<id>`` (``default``, ``k8s.io``, ``moby``, ``buildkit``);
-              systemd ``cri-containerd-<id>.scope``, ``containerd-<id>.scope``,
-              ``nerdctl-<id>.scope``
-cri-o         ``crio-<id>`` (cgroupfs) or ``crio-<id>.scope`` (systemd)
-kubernetes    a bare id under ``/kubepods[/<qos>]/pod<uid>/`` (cgroupfs driver); a
-              kubepods path naming its runtime (``cri-containerd-``, ``crio-``,
-              ``docker-``) keeps that runtime. Either way the pod uid is reported.
-============  ===============================================================
+The one parser the producer (when no runtime API answers) and the enricher (when
+no container record arrived in time) share, so both name the same runtime. The
+path shapes of each runtime and cgroup driver: tests/unit/core/test_cgroups.py.
 """
 
 from __future__ import annotations
@@ -35,6 +22,7 @@ _CONMON = re.compile(r"(^conmon$|conmon-)")
 _SCOPE_RUNTIME = {"docker": "docker", "libpod": "podman", "crio": "cri-o",
                   "cri-containerd": "containerd", "containerd": "containerd",
                   "nerdctl": "containerd"}
+# containerd's cgroupfs layout outside Kubernetes is /<namespace>/<id>
 _CONTAINERD_NAMESPACES = {"default", "k8s.io", "moby", "buildkit"}
 
 

@@ -1,10 +1,9 @@
-"""Where cgroups are on this host: the cgroup v2 mount, a pid's cgroup, a path's id
-and the id -> path map of every cgroup.
+"""Where cgroups are on this host: the v2 mount, a pid's cgroup, a path's id and
+the id -> path map of every cgroup.
 
-The kernel stamps events with the v2 cgroup id (the inode of the cgroup's
-directory); container records and the /proc snapshot must report the same id,
-and the enricher needs the path to tell a host process from a container it has
-no record of yet.
+Events carry the v2 cgroup id (the inode of the cgroup's directory); container
+records and the /proc snapshot must report the same id, and the enricher needs
+the path to tell a host process from a container.
 """
 
 from __future__ import annotations

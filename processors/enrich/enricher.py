@@ -1,16 +1,11 @@
-"""The enrichment engine, free of Kafka and faust (the agent, replay and tests share it).
+"""The enrichment engine, free of Kafka and faust, so the worker, offline replay
+and tests share it: raw events, syscall counts and container records in,
+``(host_id/container_id, enriched_event)`` out, so one container's events stay
+in order on one partition.
 
-Input: decoded raw events (``raw.events``), syscall-count records
-(``raw.syscalls``) and container records; output: ``(key, enriched_event)``
-pairs, key ``host_id/container_id`` so one container's events stay in order on
-one partition.
-
-Events of a cgroup with no container record yet are held (in ``pending``, a
-mapping the caller may back with a changelog) until the record arrives or the
-host's event time has moved ``grace_ns`` past the first held event; then they
-are emitted with what the cgroup path gives and ``metadata_complete`` false.
-Once a cgroup has held events, later ones queue behind them: order per
-container is kept. ``max_wall_hold_s`` releases holds of a host that went quiet.
+Events of a cgroup with no container record yet are held until it arrives or
+the host's event time passes ``grace_ns``, then go out with what the cgroup path
+gives and ``metadata_complete`` false.
 """
 
 from __future__ import annotations
@@ -35,7 +30,11 @@ log = logging.getLogger(__name__)
 
 
 class Enricher:
-    """Stateful join of raw events with containers and process lineage."""
+    """Stateful join of raw events with containers and process lineage.
+
+    Held events live in ``pending`` (the caller may back it with a changelog); once a
+    cgroup has held events, later ones queue behind them, so order per container is
+    kept. ``max_wall_hold_s`` releases the holds of a host that went quiet."""
 
     def __init__(self, procs: MutableMapping[str, Any] | None = None,
                  pending: MutableMapping[str, Any] | None = None, *,
