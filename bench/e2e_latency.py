@@ -35,7 +35,8 @@ from eunomia.config import KafkaSettings, LocalKafkaSettings, Settings, TopicSet
 from eunomia.kafka.local_broker import LocalKafka  # noqa: E402
 from eunomia.kafka.topics import create_topics  # noqa: E402
 from eunomia.schemas import AvroCodec  # noqa: E402
-from tests.conftest import BUSYBOX_IMAGE, free_port_block  # noqa: E402
+from tests.support.podman import BUSYBOX_IMAGE  # noqa: E402
+from tests.support.ports import free_port_block  # noqa: E402
 
 
 def pct(xs: list[float], q: float) -> float:

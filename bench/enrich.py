@@ -150,7 +150,7 @@ def main() -> None:
         if not bootstrap:
             from eunomia.config import LocalKafkaSettings
             from eunomia.kafka.local_broker import LocalKafka
-            from tests.conftest import free_port_block
+            from tests.support.ports import free_port_block
 
             s = LocalKafkaSettings()
             kafka = LocalKafka(work / "kafka", s.cache_dir, port=free_port_block(), heap="512m")
@@ -172,8 +172,8 @@ def argparse_hidden() -> str:
 
 def run(bootstrap: str, n: int, work: Path) -> list[Figure]:
     from eunomia.kafka.topics import create_topics
-    from tests.unit.enrich import kafka_io
-    from tests.unit.enrich.factory import workload
+    from tests.support import kafka_io
+    from tests.support.raw_records import workload
 
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     settings = _settings(bootstrap, prefix)

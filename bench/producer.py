@@ -63,7 +63,7 @@ def _settings(bootstrap: str, prefix: str) -> Settings:
 # -- the producer process ------------------------------------------------------
 class ProducerProc:
     def __init__(self, settings: Settings, work: Path) -> None:
-        from tests.conftest import free_port_block
+        from tests.support.ports import free_port_block
 
         self.port = free_port_block()
         env = {**os.environ, "EUNOMIA_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
@@ -307,7 +307,7 @@ def main() -> None:
         if not bootstrap:
             from eunomia.config import LocalKafkaSettings
             from eunomia.kafka.local_broker import LocalKafka
-            from tests.conftest import free_port_block
+            from tests.support.ports import free_port_block
 
             s = LocalKafkaSettings()
             kafka = LocalKafka(work / "kafka", s.cache_dir, port=free_port_block(), heap="512m")

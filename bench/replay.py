@@ -29,7 +29,7 @@ BENCH = "replay"
 def make_recordings(n: int, work: Path) -> tuple[Path, Path]:
     """A raw recording (containers + raw events of the enrich bench's workload)
     and the enriched recording the live enricher would produce from it."""
-    from tests.unit.enrich.factory import workload
+    from tests.support.raw_records import workload
 
     codec = AvroCodec()
     recs, events = workload(n, hosts=6, containers=24)
@@ -128,7 +128,7 @@ def main() -> None:
         if not bootstrap:
             from eunomia.config import LocalKafkaSettings
             from eunomia.kafka.local_broker import LocalKafka
-            from tests.conftest import free_port_block
+            from tests.support.ports import free_port_block
 
             s = LocalKafkaSettings()
             kafka = LocalKafka(work / "kafka", s.cache_dir, port=free_port_block(), heap="512m")

@@ -345,7 +345,7 @@ def worker_figures(bootstrap: str | None, items: list[tuple[bytes, bytes]], n: i
         if not bootstrap:
             from eunomia.config import LocalKafkaSettings
             from eunomia.kafka.local_broker import LocalKafka
-            from tests.conftest import free_port_block
+            from tests.support.ports import free_port_block
 
             s = LocalKafkaSettings()
             kafka = LocalKafka(work / "kafka", s.cache_dir, port=free_port_block(), heap="512m")

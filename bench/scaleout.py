@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench._common import Figure, bench_args, report  # noqa: E402
 from eunomia.config import KafkaSettings, Settings, TopicSettings  # noqa: E402
-from tests.conftest import free_port_block  # noqa: E402
+from tests.support.ports import free_port_block  # noqa: E402
 
 PARTITIONS = 6
 
@@ -113,8 +113,8 @@ def _timestamps(settings: Settings, topic: str, n: int, timeout: float) -> list[
 
 def enrich_rate(bootstrap: str, n: int, k: int, logdir: Path) -> float:
     from eunomia.kafka.topics import create_topics
-    from tests.unit.enrich import kafka_io
-    from tests.unit.enrich.factory import workload
+    from tests.support import kafka_io
+    from tests.support.raw_records import workload
 
     settings = _settings(bootstrap)
     create_topics(settings)
@@ -136,8 +136,8 @@ def enrich_rate(bootstrap: str, n: int, k: int, logdir: Path) -> float:
 def rules_rate(bootstrap: str, n: int, k: int, logdir: Path) -> float:
     from eunomia.kafka.topics import create_topics
     from eunomia.processors.enrich.enricher import Enricher
-    from tests.unit.enrich import kafka_io
-    from tests.unit.enrich.factory import workload
+    from tests.support import kafka_io
+    from tests.support.raw_records import workload
 
     settings = _settings(bootstrap)
     create_topics(settings)

@@ -134,7 +134,7 @@ def main() -> None:
         if not bootstrap:
             from eunomia.config import LocalKafkaSettings
             from eunomia.kafka.local_broker import LocalKafka
-            from tests.conftest import free_port_block
+            from tests.support.ports import free_port_block
 
             s = LocalKafkaSettings()
             kafka = LocalKafka(work / "kafka", s.cache_dir, port=free_port_block(), heap="512m")

@@ -298,7 +298,7 @@ static __always_inline u32 ns_inum(u64 nsproxy, u64 member_off, u64 inum_off)
     return rd_u32(rd_u64(nsproxy, member_off), inum_off);
 }
 
-/* The common header of DESIGN.md for the current task. */
+/* The common header of docs/architecture.md (raw_event) for the current task. */
 static __always_inline void fill_hdr(struct ev_hdr *h, u32 kind)
 {
     u64 task = bpf_get_current_task();

@@ -142,7 +142,7 @@ class Settings(BaseSettings):
         return tuple(sources)
 
     def topic(self, name: str) -> str:
-        """Full topic name for one of DESIGN.md's logical names (``raw.events``)."""
+        """Full topic name for one of the logical names of docs/architecture.md (``raw.events``)."""
         return f"{self.topics.prefix}{name}"
 
 

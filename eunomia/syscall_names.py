@@ -1,13 +1,9 @@
 """Syscall numbers to names per architecture, from libseccomp's own table.
 
-libseccomp (Debian ``libseccomp2``, already on every host that runs runc or
-podman) is the table the runtime itself uses to turn a profile's names back into
-numbers, so resolving with it means a learned name is exactly what runc will
-load. It is called through ``ctypes``: no build step, no Python binding package.
-
-A number libseccomp does not know (a syscall newer than the library) resolves
-to ``None``; callers keep such numbers apart instead of guessing a name, since
-runc could not enforce a name it cannot resolve either.
+runc turns a profile's names back into numbers with libseccomp, so a name taken
+from it is exactly what runc will load; it is called through ``ctypes`` (no
+binding package). A number it does not know resolves to ``None``: callers keep
+such numbers apart rather than guess a name runc could not enforce either.
 """
 
 from __future__ import annotations

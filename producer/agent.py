@@ -1,13 +1,9 @@
 """The producer's main loop: probes in, Kafka out, and nothing else.
 
-One thread owns the Publisher (it is not thread-safe): it polls the ring buffer,
-decodes each record, stamps it with this producer's per-topic seq, and publishes
-it keyed by host_id. Container records arrive from the tracker's thread through
-a queue. Each interval it drains the in-kernel syscall counters to raw.syscalls
-and sends a heartbeat to producer.health.
-
-seq: one counter for raw.events and one for raw.syscalls, so a consumer of either
-topic sees a gap-free sequence per (host_id, boot_id) unless something was lost.
+One thread owns the Publisher (it is not thread-safe): it decodes the ring
+buffer, stamps each record with a per-topic seq (raw.events, raw.syscalls) so a
+consumer sees any loss per (host_id, boot_id), and publishes it keyed by host_id;
+each interval it drains the syscall counters and sends a heartbeat.
 """
 
 from __future__ import annotations

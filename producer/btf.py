@@ -1,12 +1,9 @@
 """Struct member offsets of the RUNNING kernel, read from its BTF.
 
-The kernel headers bcc compiles against on these hosts belong to another kernel
-(Debian 6.1 headers on a 6.18 kernel), so a ``task->real_parent`` written in C
-would read the wrong bytes. The probes instead read raw memory at offsets this
-module takes from ``/sys/kernel/btf/vmlinux`` and hands to bcc as ``-D`` cflags.
-
-Only the small part of the BTF format needed for member offsets is parsed
-(kernel doc: Documentation/bpf/btf.rst).
+The kernel headers bcc compiles against may belong to another kernel, so the
+probes read raw memory at offsets this module takes from /sys/kernel/btf/vmlinux
+and hands to bcc as ``-D`` cflags. Only the part of the BTF format that member
+offsets need is parsed (kernel Documentation/bpf/btf.rst).
 """
 
 from __future__ import annotations

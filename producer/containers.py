@@ -1,15 +1,10 @@
-"""Container metadata for the compacted ``containers`` topic.
+"""Container metadata for the compacted ``containers`` topic, keyed
+``<host_id>/<cgroup_id>`` (the v2 cgroup id BPF sees) so processors can join raw
+events to containers.
 
-With a runtime API (the docker SDK on DOCKER_HOST; podman's Docker-compatible
-socket answers the same) the tracker lists running containers at start and then
-follows the API's event stream in a thread: ``start`` publishes a record,
-``die``/``destroy``/``remove`` a tombstone (once per container). Without one it
-says so in one line and rescans /proc every few seconds, recognising container
-cgroups by path (cgroup_paths.py), which yields at least the container id.
-
-Key ``<host_id>/<cgroup_id>``; the cgroup id is the v2 id BPF programs see
-(``bpf_get_current_cgroup_id``), taken from the container's init process, so
-processors can join raw events to containers on it.
+With a runtime API (docker SDK; podman's compatible socket) it lists containers
+and follows the event stream: ``start`` publishes a record, removal a tombstone.
+Without one it says so once and recognises containers by cgroup path.
 """
 
 from __future__ import annotations
@@ -22,7 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from eunomia.producer.cgroup_paths import cgroup_id, parse_cgroup_path, pid_cgroup_path
+from eunomia.cgroups import parse_cgroup_path
+from eunomia.producer.cgroup_resolver import cgroup_id, pid_cgroup_path
 
 __all__ = ["ContainerTracker"]
 

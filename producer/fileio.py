@@ -1,14 +1,9 @@
 """Drain the in-kernel file I/O statistics (bpf/fileio.c) once per interval.
 
-The kernel counts read/write calls and bytes per (cgroup, pid, fd); the path is
-resolved here, through ``/proc/<pid>/fd/<fd>``, only when it still names the
-file the kernel counted: the process must be the same one (start time), the
-counted calls must come from the program the pid runs now (its exec generation:
-an fd closed by exec may since name another file whose inode number happens to
-match), and the fd must still point at an inode of the number the kernel
-counted. Otherwise the path stays null and ``path_resolved`` false, rather than
-naming a file the process never touched.
-Records follow FileIOStat in schemas/syscall_counts.avsc.
+The kernel counts calls and bytes per (cgroup, pid, fd); the path is resolved
+here through ``/proc/<pid>/fd/<fd>`` only while it still names the file counted
+(same process, same exec generation, same inode), else it stays null rather than
+name a file the process never touched. Records follow FileIOStat.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """The wire layout of bpf/events.h, computed from the header itself.
 
 The C header is the single definition of every record: this module parses its
-enums and structs (one member per line, fixed-width types, arrays sized by a
-number or a macro) and lays them out with the C rules (natural alignment,
-trailing padding), so the decoder never carries a hand-copied struct. A test
-compiles the same header with the C compiler and compares every offset.
+enums and structs and lays them out with the C rules, so the decoder never
+carries a hand-copied struct; a test compares every offset with the C compiler's.
 """
 
 from __future__ import annotations

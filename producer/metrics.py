@@ -1,11 +1,9 @@
-"""Prometheus metrics of the producer, on a registry of their own.
+"""Prometheus metrics of the producer, on a registry of their own: events by kind,
+drops by cause, spool size and delivery latency.
 
-Eunomia reported its analyzer results as Prometheus counters; here the producer
-exposes its own health the same way: events by kind, drops by cause, spool size
-and the delivery latency to Kafka. The agent keeps cumulative counts (it sends
-them on producer.health too); ``update`` turns them into counter increments so
-both views agree. The registry is created by whoever calls, not at import, so
-tests and several agents in one process do not share state.
+``update`` turns the agent's cumulative counts (also sent on producer.health)
+into counter increments so both views agree; the caller makes the registry, not
+the import, so tests and several agents in one process share no state.
 """
 
 from __future__ import annotations

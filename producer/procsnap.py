@@ -1,14 +1,9 @@
 """The processes already running when the producer starts, as raw events.
 
-BPF only sees what happens after attach; without this snapshot the first event
-of a long-running process (or container) would have no exec to join its
-lineage to. Eunomia did the same in ``init_container_table``. Records are
-``raw_event`` with kind ``proc_snapshot``, seq 0 (outside the per-producer seq
-stream, so they never look like a gap) and a ``SnapshotPayload``. Identity
-fields come from producer/identity.py and the cgroup id from cgroup_paths.py, so
-they match what the BPF side reports for the same process.
-
-Kernel threads (kthreadd and its children) and the producer itself are left out.
+BPF sees only what happens after attach; without this snapshot a long-running
+process would have no exec to join its lineage to. Records are ``raw_event`` of
+kind ``proc_snapshot``, seq 0 (outside the seq stream: never a gap), with
+identity and cgroup id computed as the BPF side computes them.
 """
 
 from __future__ import annotations
@@ -18,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from eunomia.producer.cgroup_paths import cgroup_id, proc_cgroup_v2_path
+from eunomia.producer.cgroup_resolver import cgroup_id, proc_cgroup_v2_path
 from eunomia.producer.identity import NS_PER_TICK, exec_id, start_ticks_of_pid
 
 __all__ = ["NAMESPACES", "snapshot"]
@@ -62,8 +57,8 @@ def _read_proc(pid: int, max_argv_bytes: int) -> dict[str, Any] | None:
 
 def snapshot(host_id: str, boot_id: str, self_pid: int, *, max_argv_bytes: int = 4096
              ) -> list[dict[str, Any]]:
-    """raw_event records of every user-space process running now (except ``self_pid``);
-    argv is cut at ``max_argv_bytes`` like the exec probe's argv."""
+    """raw_event records of every user-space process running now (not kernel threads,
+    not ``self_pid``); argv is cut at ``max_argv_bytes`` like the exec probe's argv."""
     procs: dict[int, dict[str, Any]] = {}
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():

@@ -1,47 +1,12 @@
 """Kafka delivery for the producer: idempotent, ordered per host, spooled to disk
 when the broker is away or slow, so nothing is lost silently.
 
-How order is kept. Every topic the producer writes is keyed by host (or
-host/cgroup), so one host's messages of one topic share a partition, and
-librdkafka keeps a partition's messages in produce order. The publisher keeps
-one invariant on top: *everything handed to librdkafka precedes everything in
-the spool*. While anything is spooled, ``publish`` appends behind it instead
-of producing; ``poll`` drains the spool into librdkafka (oldest first) and only
-when the spool is empty does live traffic go straight to librdkafka again.
-
-How nothing is lost. ``message.timeout.ms`` is 0 (infinite), so librdkafka
-never gives up on a message because the broker is away: an outage just parks
-messages in its queue while new ones go to the spool. A message read from the
-spool leaves it only when its delivery report says delivered (``Spool.ack``);
-if the process stops first, it is sent again after the restart. Delivery
-failures (permanent errors, a purge at close, a fatal producer error) are not
-dropped: a spooled message is re-sent from the spool, a live one is written to
-the ``retry`` spool, which drains before the main spool because it holds older
-messages. The only drops are records that do not fit the spool (counted,
-``lost_ranges``) and records larger than the broker accepts (counted).
-
-How no duplicates arise. The idempotent producer (``enable.idempotence``,
-``acks=all``) lets the broker discard librdkafka's own retries, so a message
-produced once is written once even across broker restarts and lost
-connections. The publisher produces each message exactly once per process:
-live messages go either to librdkafka or to the spool, never both, and a
-spooled record is handed out once (``Spool.read``) and acknowledged once. The
-remaining window is a crash of the producer process itself while spooled
-records were in flight: the commit point lags behind (fsync policy in
-spool.py), so those few records are sent again by the new process; consumers
-can drop them by (host_id, boot_id, seq).
-
-Threads. A Publisher belongs to one thread (the agent's main loop): publish,
-poll and the delivery callbacks (served inside poll/flush) share the spools
-without locks. Other threads (the container tracker) hand records to that loop.
-After a fatal idempotence error the producer is recreated with a new producer
-id; messages it had in flight are re-sent, so that rare path may duplicate.
-
-Broker reachability. "Unreachable" starts on librdkafka's all-brokers-down or
-transport errors, or when messages are outstanding and none was delivered for
-``stall_seconds``; it ends at the first successful delivery. While unreachable
-only a small probe of spooled records is handed to librdkafka; the outage is
-logged as one line when it starts and one when it ends.
+Order: everything handed to librdkafka precedes everything in the spool. Loss:
+librdkafka never expires a message, a spooled one leaves the spool only on its
+delivery report, failed ones are sent again; only records that overflow the
+spool or exceed the broker's size limit are dropped, and counted. Duplicates: the
+idempotent producer absorbs retries; a crash of this process re-sends the spooled
+records in flight, which consumers drop by (host_id, boot_id, seq).
 """
 
 from __future__ import annotations
@@ -75,7 +40,14 @@ def _librdkafka_logger() -> logging.Logger:
 
 
 class Publisher:
-    """Non-blocking publish with an ordered disk spool behind librdkafka."""
+    """Non-blocking publish with an ordered disk spool behind librdkafka.
+
+    Belongs to one thread: publish, poll and the delivery callbacks (served inside
+    poll/flush) share the spools without locks. While anything is spooled, publish
+    appends behind it and poll drains it (the retry spool first: it is older). The
+    broker counts as unreachable after all-brokers-down or transport errors, or when
+    nothing was delivered for ``stall_seconds``; meanwhile only a small probe of
+    spooled records goes to librdkafka, and the outage is logged once each way."""
 
     def __init__(self, settings: Settings, *, spool_dir: Path, spool_max_bytes: int,
                  stall_seconds: float = 5.0, drain_batch: int = 20_000, queue_messages: int = 200_000,
@@ -305,7 +277,8 @@ class Publisher:
 
     def _recreate(self) -> None:
         """A fatal idempotence error makes the instance unusable: purge it (failed
-        messages return to the spools), then start a new one."""
+        messages return to the spools), then start a new one with a new producer id.
+        What the old one had in flight is sent again, so this rare path may duplicate."""
         self._fatal = None
         self._producer.purge()
         self._producer.poll(0)

@@ -1,33 +1,12 @@
 """A bounded, append-only, on-disk FIFO of messages that could not go to Kafka yet.
 
-Layout: ``<dir>/<segment number, 20 digits>.seg`` files of length-prefixed
-records, plus ``<dir>/commit`` holding the (segment, offset) before which every
-record has been acknowledged by its delivery report. A record is
-
-    u32 body_len | u32 crc32(body) | body
-    body = i64 seq (-1: none) | u8 flags | u16 topic_len | u32 key_len | topic | key | value
-
-so a torn tail left by a crash is found (short read or CRC mismatch) and cut
-off on the next open instead of being replayed as garbage.
-
-Reading and acknowledging are separate: ``read`` hands records out in FIFO
-order, ``ack`` marks one delivered (delivery reports of different partitions
-may arrive out of order), and the commit point only moves over a contiguous
-acknowledged prefix. A record therefore leaves the spool only after Kafka
-confirmed it; after a restart reading resumes at the commit point.
-
-Durability policy (why not fsync every record: the spool is on the hot path
-while the broker is away, at tens of thousands of records per second):
-``sync()`` hands buffered bytes to the OS (call it every poll; a crash of the
-process loses at most what was appended since), and fsyncs segment data and the
-commit file at most every ``fsync_interval`` seconds, on segment roll and on
-``close()`` (an OS crash loses at most that interval). A commit point that lags
-behind the real acknowledgements only makes records be sent again after a
-crash, never lost.
-
-Size: ``max_bytes`` bounds the bytes on disk (segments not yet deleted). When a
-record does not fit it is dropped and counted, and its seq extends
-``lost_ranges`` (first, last), which producer.health reports downstream.
+Segments ``<dir>/<number, 20 digits>.seg`` hold records
+``u32 body_len | u32 crc32(body) | body`` with
+``body = i64 seq (-1: none) | u8 flags | u16 topic_len | u32 key_len | topic | key | value``,
+so a torn tail is found and cut off on open; ``<dir>/commit`` holds the point
+before which every record was acknowledged by its delivery report. A record
+leaves only once Kafka confirmed it; one that does not fit ``max_bytes`` is
+dropped and its seq kept in ``lost_ranges``.
 """
 
 from __future__ import annotations
@@ -73,7 +52,11 @@ def _encode(topic: str, key: bytes | None, value: bytes | None, seq: int | None)
 
 
 class Spool:
-    """Disk FIFO with a byte bound, out-of-order acks and a persistent commit point."""
+    """Disk FIFO with a byte bound, out-of-order acks and a persistent commit point.
+
+    ``read`` hands records out in FIFO order and ``ack`` marks one delivered (reports of
+    different partitions arrive out of order); the commit point moves only over a
+    contiguous acknowledged prefix, and a restart resumes reading there."""
 
     def __init__(self, directory: Path, max_bytes: int, *, segment_bytes: int | None = None,
                  fsync_interval: float = 1.0) -> None:
@@ -235,7 +218,10 @@ class Spool:
 
     # -- durability ----------------------------------------------------------
     def sync(self, force: bool = False) -> None:
-        """Give buffered records to the OS; fsync and persist the commit point when due."""
+        """Give buffered records to the OS (call it every poll); fsync the data and the
+        commit point at most every ``fsync_interval``, not per record, since the spool
+        is the hot path during an outage. A lagging commit point re-sends after a crash,
+        it never loses."""
         self._wfile.flush()
         now = time.monotonic()
         if force or now - self._last_fsync >= self.fsync_interval:

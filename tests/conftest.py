@@ -1,4 +1,5 @@
-"""Fixtures shared by every test folder: a real local Apache Kafka.
+"""Fixtures shared by every test folder: a real local Apache Kafka, podman's
+Docker-compatible API and a real schema registry (helpers: tests/support/).
 
 One broker per test session on a free loopback port and a fresh data dir; it is
 stopped when the session ends. ``EUNOMIA_TEST_BOOTSTRAP`` points the tests at an
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,27 +18,7 @@ import pytest
 
 from eunomia.config import KafkaSettings, Settings, TopicSettings
 from tests.requirements import require
-
-
-def free_port_block(n: int = 1) -> int:
-    """A port p such that p..p+n-1 and their controller ports (+100) look free."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + 100 + n > 65535:
-            continue
-        ok = True
-        for p in [*range(base, base + n), *range(base + 100, base + 100 + n)]:
-            with socket.socket() as t:
-                try:
-                    t.bind(("127.0.0.1", p))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return base
-    raise RuntimeError("no free port block")
+from tests.support.ports import free_port_block
 
 
 @pytest.fixture(scope="session")
@@ -131,9 +111,6 @@ def podman_socket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
-
-
-BUSYBOX_IMAGE = "localhost/eunomia-busybox:latest"
 
 
 @pytest.fixture(scope="session")

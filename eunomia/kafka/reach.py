@@ -1,10 +1,8 @@
 """Reaching the brokers from a command: one line that says why not.
 
-librdkafka reports a refused login only through the client's ``error_cb``
-(``_AUTHENTICATION``); a metadata request meanwhile just times out as a
-"transport failure", and the user would hunt for a broker that is up. These
-helpers ask in short steps, watch the callback, and fail at once with the
-cause: wrong credentials, or no broker at all.
+librdkafka reports a refused login only to ``error_cb`` while a metadata request
+just times out as a "transport failure"; these helpers ask in short steps, watch
+the callback and fail at once with the cause: wrong credentials, or no broker.
 """
 
 from __future__ import annotations

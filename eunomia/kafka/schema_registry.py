@@ -1,14 +1,9 @@
-"""A local Schema Registry that speaks the Confluent REST API, for tests and demos.
+"""A local Schema Registry speaking the Confluent REST API, for tests and demos.
 
-Confluent's own registry is not published where this project can fetch it, so
-this runs Apicurio Registry (a Quarkus app) with its in-memory H2 storage and
-serves its Confluent-compatible API (``/apis/ccompat/v7``) on 127.0.0.1.
-confluent-kafka's ``SchemaRegistryClient`` talks to it unchanged.
-
-The runnable distribution (the ``all`` tar.gz that Apicurio attaches to
-``apicurio-registry-app``) is fetched once with Maven and unpacked into the
-user's cache; like the Kafka jars, a finished cache is a directory renamed into
-place so an interrupted fetch never looks complete.
+Confluent's own registry cannot be fetched here, so this runs Apicurio Registry
+(in-memory storage) and serves its Confluent-compatible API on 127.0.0.1. Its
+distribution is fetched once with Maven into the user's cache, renamed into
+place when complete (as the Kafka jars are), so a broken fetch never looks done.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The topic layout of DESIGN.md and its idempotent creation.
+"""The topic layout of docs/architecture.md and its idempotent creation.
 
 Compaction where a topic is a table (``containers``, ``seccomp.profiles``: the
 latest value per key is the state); time retention for streams.

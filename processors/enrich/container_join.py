@@ -1,13 +1,9 @@
 """The containers side of the stream-table join, as pure logic.
 
-``ContainerDirectory`` is the latest container record per (host_id, cgroup_id),
-fed from the compacted ``containers`` topic (key ``host_id/cgroup_id``, null
-value = tombstone). A removed container is remembered a little longer so late
-events of a container that just exited are still enriched.
-
-``identify`` turns a directory hit, or failing that the cgroup path, into the
-``container`` and ``orchestrator`` fields of an enriched event, or says
-"unknown yet" so the caller holds the event for the grace period.
+``ContainerDirectory`` holds the latest record per ``host_id/cgroup_id`` from the
+compacted ``containers`` topic; ``identify`` turns it, or failing that the
+cgroup path, into an enriched event's container fields, or says "unknown yet"
+so the caller holds the event.
 """
 
 from __future__ import annotations
@@ -33,7 +29,9 @@ def container_key(host_id: str, cgroup_id: int) -> str:
 
 
 class ContainerDirectory:
-    """Latest container record per ``host_id/cgroup_id``; small enough to hold whole."""
+    """Latest container record per ``host_id/cgroup_id``; small enough to hold whole.
+    A removed container is remembered a little longer (``retired``) so late events
+    of a container that just exited are still enriched."""
 
     def __init__(self, retired_max: int = 4096) -> None:
         self.live: dict[str, dict[str, Any]] = {}
@@ -94,8 +92,8 @@ def identify(directory: ContainerDirectory, key: str, cgroup_id: int, cgroup_pat
     ident = directory.identity(key)
     if ident is not None:
         return ident
-    parsed = parse_cgroup_path(cgroup_path)
-    if parsed is not None and parsed.is_host:
+    parsed = parse_cgroup_path(cgroup_path) if cgroup_path else None
+    if cgroup_path and parsed is None:  # a host cgroup
         return ({"id": "host", "name": None, "image_name": None, "image_id": None,
                  "runtime": None, "labels": {}, "cgroup_id": cgroup_id,
                  "cgroup_path": cgroup_path, "metadata_complete": True}, None, "host")

@@ -1,20 +1,16 @@
-"""The enrichment engine, free of Kafka and faust (the agent, replay and tests share it).
+"""The enrichment engine, free of Kafka and faust, so the worker, offline replay
+and tests share it: raw events, syscall counts and container records in,
+``(host_id/container_id, enriched_event)`` out, so one container's events stay
+in order on one partition.
 
-Input: decoded raw events (``raw.events``), syscall-count records
-(``raw.syscalls``) and container records; output: ``(key, enriched_event)``
-pairs, key ``host_id/container_id`` so one container's events stay in order on
-one partition.
-
-Events of a cgroup with no container record yet are held (in ``pending``, a
-mapping the caller may back with a changelog) until the record arrives or the
-host's event time has moved ``grace_ns`` past the first held event; then they
-are emitted with what the cgroup path gives and ``metadata_complete`` false.
-Once a cgroup has held events, later ones queue behind them: order per
-container is kept. ``max_wall_hold_s`` releases holds of a host that went quiet.
+Events of a cgroup with no container record yet are held until it arrives or
+the host's event time passes ``grace_ns``, then go out with what the cgroup path
+gives and ``metadata_complete`` false.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, MutableMapping
 from typing import Any
@@ -23,21 +19,22 @@ from eunomia.processors.enrich.container_join import ContainerDirectory, contain
 from eunomia.processors.enrich.ecs import CATEGORY, payload_fields
 from eunomia.processors.enrich.lineage import CachedMapping, Lineage
 from eunomia.signals import signal_name
+from eunomia.syscall_names import SyscallTableError, resolve
 
 __all__ = ["Enricher", "Output"]
 
 Output = tuple[str, dict[str, Any]]
 MAX_HELD_PER_CGROUP = 10_000
 
-try:  # the seccomp feature adds a name table; without it names stay null
-    from eunomia.syscall_names import syscall_name as _syscall_name  # type: ignore[attr-defined]
-except Exception:  # pragma: no cover - depends on another feature being present
-    def _syscall_name(nr: int, arch: str) -> str | None:
-        return None
+log = logging.getLogger(__name__)
 
 
 class Enricher:
-    """Stateful join of raw events with containers and process lineage."""
+    """Stateful join of raw events with containers and process lineage.
+
+    Held events live in ``pending`` (the caller may back it with a changelog); once a
+    cgroup has held events, later ones queue behind them, so order per container is
+    kept. ``max_wall_hold_s`` releases the holds of a host that went quiet."""
 
     def __init__(self, procs: MutableMapping[str, Any] | None = None,
                  pending: MutableMapping[str, Any] | None = None, *,
@@ -55,6 +52,7 @@ class Enricher:
         # called with a hold's partition before it is deleted (changelog-backed pending)
         self.set_partition: Callable[[int], None] | None = None
         self.stats = {"events": 0, "syscalls": 0, "held": 0, "released_incomplete": 0}
+        self._unnamed_arches: set[str] = set()  # architectures libseccomp cannot name (logged once)
 
     # -- inputs --------------------------------------------------------------------
     def on_raw_event(self, ev: dict[str, Any]) -> list[Output]:
@@ -212,10 +210,23 @@ class Enricher:
             out["event"]["outcome"] = "success"
             out["syscalls"] = {
                 "arch": arch, "interval_ns": rec["interval_ns"],
-                "counts": [{"nr": c["nr"], "name": _syscall_name(c["nr"], arch), "count": c["count"]}
-                           for c in rec["counts"]],
+                "counts": self._named_counts(arch, rec["counts"]),
                 "fileio": rec.get("fileio") or []}
         return f"{host}/{cid}", out
+
+    def _named_counts(self, arch: str, counts: list[dict[str, int]]) -> list[dict[str, Any]]:
+        """Counts with libseccomp's syscall names, the table runc enforces profiles with.
+        An architecture it cannot name leaves the names null (the numbers still say
+        everything) and is logged once."""
+        try:
+            names = [resolve(arch, c["nr"]) for c in counts]
+        except SyscallTableError as exc:
+            if arch not in self._unnamed_arches:
+                self._unnamed_arches.add(arch)
+                log.warning("syscall names stay null for arch %r: %s", arch, exc)
+            names = [None] * len(counts)
+        return [{"nr": c["nr"], "name": name, "count": c["count"]}
+                for c, name in zip(counts, names, strict=True)]
 
     # -- state for offline replay ----------------------------------------------------
     def export_state(self) -> dict[str, Any]:

@@ -1,16 +1,9 @@
-"""Process lineage: live processes of each host keyed by exec_id, never pid.
+"""Process lineage: the live processes of each host keyed by exec_id, never pid.
 
-Pure logic (no faust): the enrich agent, offline replay and unit tests share it.
-State lives in a ``MutableMapping[str, dict]`` the caller provides (a dict, or a
-changelog-backed faust Table behind a ``CachedMapping``) and is written only when
-it changes: exec, fork, exit, /proc snapshot, expiry.
-
-A record keeps the images a process ran (exec replaces them but keeps the pid
-and start time, hence the exec_id), each with the event time it started, so an
-event is enriched with the image valid at *its* time: re-processing after a
-crash, when state may already be ahead of the input, gives the same output.
-Exited processes stay for ``exit_grace_ns`` of event time (late events of a
-dying process still find it) and are then deleted.
+State lives in a mapping the caller provides (a dict, or a changelog-backed faust
+Table behind ``CachedMapping``) and is written only when it changes. A record
+keeps each image a process ran with its start time, so an event gets the image
+valid at its own time and re-processing after a crash gives the same output.
 """
 
 from __future__ import annotations
@@ -90,7 +83,9 @@ def _image_at(rec: dict[str, Any], ts: int) -> list[Any]:
 
 
 class Lineage:
-    """Live processes of the hosts this worker owns, and their ancestry."""
+    """Live processes of the hosts this worker owns, and their ancestry. An exited
+    process stays ``exit_grace_ns`` of event time, so late events of a dying process
+    still find it."""
 
     def __init__(self, procs: MutableMapping[str, Any], *,
                  exit_grace_ns: int = 120 * 10**9) -> None:

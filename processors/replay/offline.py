@@ -1,17 +1,10 @@
 """``eunomia replay --rules``: a recording through the rule engine, no Kafka.
 
-The same code as the live pipeline does the work: ``rules.Engine`` for rules,
-``enricher.Enricher`` for raw recordings (``raw.events``, ``raw.syscalls`` and,
-if recorded, ``containers``). Enriched events take the same Avro round trip they
-take on ``enriched.events`` live, so the engine sees the same dicts (defaults
-filled in) and alert ids match the live pipeline's.
-
-The mode follows the data: a recording holding enriched events is replayed as
-enriched and any raw events in it are ignored (they would be counted twice);
-otherwise raw events are enriched first. At the end of the recording, events
-held for a container record are released as the grace period would, buffered
-events are applied and event time moves past every window: the recording is
-all that happened.
+The live pipeline's own code does the work (``Enricher``, ``rules.Engine``) and
+enriched events take the same Avro round trip as on ``enriched.events``, so
+alert ids match the live pipeline's. A recording of enriched events replays as
+such; otherwise its raw events are enriched first. The end of the recording is
+the end of time: held events are released and every window closes.
 """
 
 from __future__ import annotations

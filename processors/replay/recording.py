@@ -1,15 +1,10 @@
 """The recording file: an Avro Object Container File of Kafka messages.
 
-Each record keeps what a consumer saw (topic, partition, offset, timestamp,
-key, value, headers) so a replay can reproduce the stream byte for byte; values
-stay opaque bytes (already Avro single-object encoded), so any topic records.
-
-Avro OCF carries no checksum of its own (zstd frames and raw deflate written by
-fastavro have none), so each record carries a CRC-32 of its key and value: a
-flipped bit is reported instead of replayed. Corruption and truncation raise
-``CorruptRecording`` naming the block and byte offset; with ``skip_corrupt`` the
-reader resynchronises on the next sync marker and goes on, dropping whole
-blocks only (a block is decoded completely before any of it is yielded).
+Each record keeps what a consumer saw (topic, partition, offset, timestamp, key,
+value bytes, headers), so any topic records and replays byte for byte, and a
+CRC-32 of key and value, since Avro OCF checks nothing itself: corruption raises
+``CorruptRecording`` naming block and offset, or with ``skip_corrupt`` is
+skipped to the next sync marker, whole blocks only.
 """
 
 from __future__ import annotations

@@ -17,9 +17,9 @@ import yaml
 from eunomia.config import Settings
 from eunomia.endpoints import wait_ready
 from eunomia.kafka.topics import create_topics
-from tests.conftest import free_port_block
 from tests.requirements import require_bpf, require_root
-from tests.unit.enrich import kafka_io
+from tests.support.ports import free_port_block
+from tests.support.workers import stop
 
 
 @contextmanager
@@ -54,6 +54,6 @@ def running_producer(
             "producer died or not ready in 120 s: " + logf.read_text()[-3000:]
         yield proc, cfg, port
     finally:
-        kafka_io.stop(proc, timeout=60)
+        stop(proc, timeout=60)
         log.close()
     assert proc.returncode == 0, logf.read_text()[-3000:]

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from eunomia.producer.cgroup_paths import cgroup2_root
+from eunomia.producer.cgroup_resolver import cgroup2_root
 from eunomia.producer.containers import ContainerTracker
 from eunomia.schemas import AvroCodec
-from tests.conftest import BUSYBOX_IMAGE
+from tests.support.podman import BUSYBOX_IMAGE
 
 pytestmark = [pytest.mark.podman, pytest.mark.root]
 

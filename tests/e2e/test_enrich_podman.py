@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 
 from eunomia.config import Settings
-from tests.conftest import BUSYBOX_IMAGE
 from tests.e2e.producer_run import running_producer
 from tests.requirements import require_podman
-from tests.unit.enrich import kafka_io
+from tests.support import kafka_io
+from tests.support.podman import BUSYBOX_IMAGE
+from tests.support.workers import start_worker, stop
 
 pytestmark = [pytest.mark.kafka, pytest.mark.bpf, pytest.mark.podman, pytest.mark.root]
 
@@ -45,7 +46,7 @@ def test_podman_container_events_come_out_enriched_with_its_identity_and_pod(
     labels = {"io.kubernetes.pod.name": "web-0", "io.kubernetes.pod.namespace": "shop",
               "io.kubernetes.pod.uid": pod_uid, "team": "blue"}
     label_args = [a for k, v in labels.items() for a in ("--label", f"{k}={v}")]
-    worker = kafka_io.start_worker(settings, "enrich", tmp_path / "enrich", "--grace", GRACE_S)
+    worker = start_worker(settings, "enrich", "--grace", GRACE_S, workdir=tmp_path / "enrich")
     try:
         run = subprocess.run(["podman", "run", "--name", name, *label_args, BUSYBOX_IMAGE,
                               "sh", "-c", SCRIPT], capture_output=True, text=True, timeout=120)
@@ -63,7 +64,7 @@ def test_podman_container_events_come_out_enriched_with_its_identity_and_pod(
         got = kafka_io.consume(settings, "enriched.events", until=done, timeout=240)
         out = mine(got)
     finally:
-        kafka_io.stop(worker)
+        stop(worker)
         subprocess.run(["podman", "rm", "-f", "-t", "0", name], capture_output=True, timeout=60)
     by_id = [(v["event"]["kind"], v["container"]["metadata_complete"]) for _, v, _, _ in got
              if v["container"]["id"] == cid]

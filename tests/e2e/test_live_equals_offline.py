@@ -29,10 +29,11 @@ from eunomia.processors.replay.record import record
 from eunomia.processors.replay.recording import RecordedMessage, RecordingReader, RecordingWriter
 from eunomia.processors.rules import pack_files
 from eunomia.schemas import AvroCodec
-from tests.conftest import BUSYBOX_IMAGE, free_port_block
-from tests.e2e.test_seccomp_enforce_bpfcount import podman, start_worker, stop
-from tests.integration.test_seccomp_worker import consume_all, env_for
 from tests.requirements import require_bpf, require_podman
+from tests.support.kafka_io import read_topic
+from tests.support.podman import BUSYBOX_IMAGE, podman
+from tests.support.ports import free_port_block
+from tests.support.workers import eunomia_env, start_worker, stop
 
 
 def save_container(rec: Path, name: str, out: Path) -> None:
@@ -69,7 +70,7 @@ def pipeline(settings: Settings, podman_socket: str, tmp_path: Path) -> Iterator
     require_podman()
     create_topics(settings)
     port = free_port_block()
-    env = {**env_for(settings), "EUNOMIA_METRICS_PORT": str(port),
+    env = {**eunomia_env(settings), "EUNOMIA_METRICS_PORT": str(port),
            "EUNOMIA_PRODUCER__SPOOL_DIR": str(tmp_path / "spool"), "DOCKER_HOST": podman_socket}
     log = open(tmp_path / "producer.log", "wb")  # noqa: SIM115 - closed below
     producer = subprocess.Popen([sys.executable, "-m", "eunomia", "producer"], env=env, stdout=log,
@@ -96,8 +97,8 @@ def test_live_alerts_equal_offline_replay_of_the_recording(pipeline: None, setti
         podman("run", "--name", attack, BUSYBOX_IMAGE, "sh", "-c", ATTACK_SCRIPT)
         # the container records reach the topic through the runtime API's
         # event stream; record once both are there
-        consume_all(settings, "containers", "container", timeout=120, until=lambda got: ours <= {
-            r["name"] for _, r in got})
+        read_topic(settings, "containers", "container", timeout=120, until=lambda got: ours <= {
+            r.get("name") for r in got})
         time.sleep(2)
 
         rec = tmp_path / "scenario.avro"
@@ -112,12 +113,12 @@ def test_live_alerts_equal_offline_replay_of_the_recording(pipeline: None, setti
         # live: the rules worker judges a quiet partition a few seconds after
         # its last event (idle watermark), so wait until every offline id is in
         def complete(got: list) -> bool:
-            return set(want) <= {a["alert_id"] for _, a in got}
+            return set(want) <= {a["alert_id"] for a in got}
 
-        live_msgs = consume_all(settings, "alerts", "alert", until=complete, timeout=180)
+        live_msgs = read_topic(settings, "alerts", "alert", until=complete, timeout=180)
         time.sleep(5)  # and then for anything extra the live side might add
-        live_msgs += consume_all(settings, "alerts", "alert", until=lambda got: False, timeout=5)
-        live = {a["alert_id"]: a["rule_id"] for _, a in live_msgs if a["container_name"] in ours}
+        live_msgs += read_topic(settings, "alerts", "alert", until=lambda got: False, timeout=5)
+        live = {a["alert_id"]: a["rule_id"] for a in live_msgs if a["container_name"] in ours}
         print(f"\nlive {sorted(set(live.values()))} / offline {sorted(set(want.values()))}")
         assert live == want
         out = os.environ.get("EUNOMIA_SCENARIO_OUT")

@@ -18,8 +18,8 @@ import pytest
 
 from eunomia.config import Settings
 from eunomia.kafka.topics import create_topics
-from tests.e2e.test_producer_capture import read_topic
 from tests.requirements import require, require_bpf
+from tests.support.kafka_io import read_topic
 
 CAPS = "+bpf,+perfmon,+dac_read_search"
 

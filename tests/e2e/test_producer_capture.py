@@ -15,37 +15,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
 from eunomia.config import Settings
 from eunomia.endpoints import wait_ready
 from eunomia.kafka.topics import create_topics
 from eunomia.schemas import AvroCodec
-from tests.conftest import BUSYBOX_IMAGE, free_port_block
 from tests.requirements import require_bpf, require_podman
+from tests.support.kafka_io import read_topic
+from tests.support.podman import BUSYBOX_IMAGE
+from tests.support.ports import free_port_block
 
 SCRIPT = ("cat /etc/shadow > /dev/null; echo x > /etc/eunomia-test; "
           "nc -w 1 127.0.0.1 9 < /dev/null; unshare -m true; setpriv --reuid 65534 true; exit 3")
 codec = AvroCodec()
-
-
-def read_topic(settings: Settings, topic: str, schema: str, *, until, timeout: float = 60) -> list[dict]:
-    c = Consumer({**settings.kafka.librdkafka(), "group.id": f"t-{uuid.uuid4().hex[:6]}",
-                  "enable.auto.commit": False})
-    name = settings.topic(topic)
-    md = c.list_topics(name, timeout=10).topics[name]
-    c.assign([TopicPartition(name, p, 0) for p in md.partitions])
-    out: list[dict] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline and not until(out):
-            for m in c.consume(2000, 0.5):
-                if not m.error():
-                    out.append(codec.decode(m.value(), schema) if m.value() is not None else
-                               {"tombstone": m.key().decode()})
-    finally:
-        c.close()
-    return out
 
 
 @pytest.fixture

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port_block
 from tests.requirements import require, require_bpf
+from tests.support.ports import free_port_block
 
 EUNOMIA = [sys.executable, "-m", "eunomia", "producer"]
 

@@ -36,10 +36,11 @@ from confluent_kafka import Consumer, TopicPartition
 
 from eunomia.config import Settings
 from eunomia.schemas import AvroCodec
-from tests.conftest import BUSYBOX_IMAGE
 from tests.e2e.producer_run import running_producer
 from tests.requirements import require_podman
-from tests.unit.enrich import kafka_io
+from tests.support import kafka_io
+from tests.support.podman import BUSYBOX_IMAGE
+from tests.support.workers import start_worker, stop
 
 pytestmark = [pytest.mark.kafka, pytest.mark.bpf, pytest.mark.root]
 
@@ -112,7 +113,7 @@ def test_signals_and_oom_kill_come_out_enriched_with_their_container(
     tag = uuid.uuid4().hex[:6]
     a, b, c, d = (f"eunomia-par-{n}-{tag}" for n in "abcd")
     with running_producer(settings, tmp_path, {"probes": ALL_GROUPS}, podman_socket):
-        worker = kafka_io.start_worker(settings, "enrich", tmp_path / "enrich", "--grace", GRACE_S)
+        worker = start_worker(settings, "enrich", "--grace", GRACE_S, workdir=tmp_path / "enrich")
         try:
             run = podman("run", "-d", "--name", a, BUSYBOX_IMAGE, "sh", "-c", TARGET)
             assert run.returncode == 0, run.stderr
@@ -149,7 +150,7 @@ def test_signals_and_oom_kill_come_out_enriched_with_their_container(
 
             got = kafka_io.consume(settings, "enriched.events", until=done, timeout=240)
         finally:
-            kafka_io.stop(worker)
+            stop(worker)
             podman("rm", "-f", "-t", "0", a, b, c, d, timeout=60)
     assert done(got), f"{len(got)} enriched events, kinds by container: " + str(
         {n: sorted({v["event"]["kind"] for v in of(got, n)}) for n in (a, b, c, d)}

@@ -14,9 +14,9 @@ from pathlib import Path
 from eunomia.config import Settings
 from eunomia.endpoints import wait_ready
 from eunomia.kafka.topics import create_topics
-from tests.conftest import free_port_block
-from tests.e2e.test_producer_capture import read_topic
 from tests.requirements import require_bpf
+from tests.support.kafka_io import read_topic
+from tests.support.ports import free_port_block
 
 
 def test_only_the_selected_probe_groups_report(settings: Settings, tmp_path: Path) -> None:

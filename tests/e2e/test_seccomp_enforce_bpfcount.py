@@ -36,30 +36,15 @@ from eunomia.kafka.topics import create_topics
 from eunomia.processors.seccomp.profile import RUNC_AFTER_SECCOMP, render_oci
 from eunomia.schemas import AvroCodec
 from eunomia.syscall_names import resolve
-from tests.conftest import BUSYBOX_IMAGE
-from tests.integration.test_seccomp_worker import consume_all, env_for, wait_for
 from tests.requirements import require_bpf, require_podman
+from tests.support.kafka_io import read_topic
+from tests.support.podman import BUSYBOX_IMAGE, WORKLOAD, default_allowed, podman
+from tests.support.wait import wait_for
+from tests.support.workers import eunomia_env, start_worker, stop
 
 pytestmark = [pytest.mark.kafka, pytest.mark.bpf, pytest.mark.podman, pytest.mark.root]
 
-WORKLOAD = """set -e
-echo hello-eunomia > /tmp/index.html
-cp /tmp/index.html /tmp/copy.txt
-cat /tmp/copy.txt
-rm /tmp/copy.txt
-ls /tmp
-httpd -f -p 127.0.0.1:8080 -h /tmp &
-pid=$!
-dd if=/dev/zero of=/tmp/big bs=64k count=64 2>/dev/null
-sleep 0.3
-wget -q -O - http://127.0.0.1:8080/index.html
-for i in 1 2 3; do wget -q -O /tmp/got http://127.0.0.1:8080/big; done
-wc -c < /tmp/got
-kill $pid
-echo done
-"""
 LEARN_RUNS = 5
-PODMAN_DEFAULT = Path("/usr/share/containers/seccomp.json")
 HIERARCHIES = Path("/sys/fs/cgroup")
 BPF_TEXT = r"""
 struct key_t { u64 cg; u32 pid; u32 nr; char comm[16]; };
@@ -121,10 +106,6 @@ def cgroup_parent() -> Iterator[tuple[str, int]]:
             (HIERARCHIES / name).rmdir()
 
 
-def podman(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["podman", *args], capture_output=True, text=True, timeout=timeout)
-
-
 def run_container(name: str, parent: str, cmd: list[str], *opts: str,
                   timeout: float = 60) -> subprocess.CompletedProcess[str]:
     try:
@@ -162,28 +143,10 @@ class FakeProducer:
         self.kafka.flush(30)
 
 
-def start_worker(settings: Settings, *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "eunomia", "worker", *args], env=env_for(settings))
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def names_of(counts: Counts, keep: Any = lambda comm: True) -> set[str]:
     arch = os.uname().machine
     return {n for (_, _, comm), nrs in counts.items() if keep(comm) for nr in nrs
             if (n := resolve(arch, nr)) is not None}
-
-
-def default_allowed() -> int:
-    prof = json.loads(PODMAN_DEFAULT.read_text())
-    return len({n for s in prof["syscalls"] if s["action"] == "SCMP_ACT_ALLOW" for n in s["names"]})
 
 
 def test_learn_from_cgroup_counter_then_enforce(settings: Settings, cgroup_parent, tmp_path: Path) -> None:
@@ -223,7 +186,7 @@ def test_learn_from_cgroup_counter_then_enforce(settings: Settings, cgroup_paren
             raise
         out = tmp_path / "profile.json"
         subprocess.run([sys.executable, "-m", "eunomia", "seccomp", "export", BUSYBOX_IMAGE,
-                        "--out", str(out)], env=env_for(settings), check=True, timeout=60)
+                        "--out", str(out)], env=eunomia_env(settings), check=True, timeout=60)
         allowed = json.loads(out.read_text())["syscalls"][0]["names"]
         assert set(allowed) == learned | RUNC_AFTER_SECCOMP
         print(f"\nlearned profile v{rec['version']}: {len(allowed)} allowed syscalls "
@@ -254,9 +217,9 @@ def test_learn_from_cgroup_counter_then_enforce(settings: Settings, cgroup_paren
         rogue = run_container(f"sc-rogue-{tag}", parent, ["/bin/mkdir", "/tmp/new"])
         assert rogue.returncode == 0, rogue.stderr
         producer.publish(counter.drain(), f"sc-rogue-{tag}")
-        alerts = consume_all(settings, "alerts", "alert",
-                             lambda got: any("mkdir" in a["fields"]["syscalls"] for _, a in got))
-        hits = [a for _, a in alerts if a["rule_id"] == "seccomp-violation"]
+        alerts = read_topic(settings, "alerts", "alert",
+                            until=lambda got: any("mkdir" in a["fields"]["syscalls"] for a in got))
+        hits = [a for a in alerts if a["rule_id"] == "seccomp-violation"]
         assert any(a["container_id"] == f"sc-rogue-{tag}" and "mkdir" in a["fields"]["syscalls"]
                    for a in hits), hits
     finally:

@@ -22,10 +22,12 @@ from eunomia.commands.seccomp import read_profiles
 from eunomia.config import Settings
 from eunomia.endpoints import wait_ready
 from eunomia.kafka.topics import create_topics
-from tests.conftest import BUSYBOX_IMAGE, free_port_block
-from tests.e2e.test_seccomp_enforce_bpfcount import WORKLOAD, default_allowed, podman, start_worker, stop
-from tests.integration.test_seccomp_worker import consume_all, env_for, wait_for
 from tests.requirements import require_bpf, require_podman
+from tests.support.kafka_io import read_topic
+from tests.support.podman import BUSYBOX_IMAGE, WORKLOAD, default_allowed, podman
+from tests.support.ports import free_port_block
+from tests.support.wait import wait_for
+from tests.support.workers import eunomia_env, start_worker, stop
 
 pytestmark = [pytest.mark.kafka, pytest.mark.bpf, pytest.mark.podman, pytest.mark.root]
 LEARN_RUNS = 5
@@ -37,7 +39,7 @@ def pipeline(settings: Settings, podman_socket: str, tmp_path: Path) -> Iterator
     require_podman()
     create_topics(settings)
     port = free_port_block()
-    env = {**env_for(settings), "EUNOMIA_METRICS_PORT": str(port),
+    env = {**eunomia_env(settings), "EUNOMIA_METRICS_PORT": str(port),
            "EUNOMIA_PRODUCER__SPOOL_DIR": str(tmp_path / "spool"), "DOCKER_HOST": podman_socket}
     log = open(tmp_path / "producer.log", "wb")  # noqa: SIM115 - closed below
     producer = subprocess.Popen([sys.executable, "-m", "eunomia", "producer", "--probes", "syscalls"],
@@ -85,7 +87,7 @@ def test_learn_through_pipeline_then_enforce(pipeline: None, settings: Settings,
         assert "mkdir" not in learned
         out = tmp_path / "profile.json"
         subprocess.run([sys.executable, "-m", "eunomia", "seccomp", "export", image, "--out", str(out)],
-                       env=env_for(settings), check=True, timeout=60)
+                       env=eunomia_env(settings), check=True, timeout=60)
         allowed = json.loads(out.read_text())["syscalls"][0]["names"]
         print(f"\npipeline-learned profile v{rec['version']}: {len(allowed)} allowed syscalls "
               f"({len(learned)} observed); podman default: {default_allowed()}")
@@ -106,10 +108,10 @@ def test_learn_through_pipeline_then_enforce(pipeline: None, settings: Settings,
         names.append(f"scp-rogue-{tag}")
         rogue = podman("run", "--name", names[-1], image, "/bin/sh", "-c", "sleep 2; mkdir /tmp/new")
         assert rogue.returncode == 0, rogue.stderr
-        alerts = consume_all(settings, "alerts", "alert", timeout=120, until=lambda got: any(
-            a["image_name"] == image and "mkdir" in a["fields"]["syscalls"] for _, a in got))
+        alerts = read_topic(settings, "alerts", "alert", timeout=120, until=lambda got: any(
+            a["image_name"] == image and "mkdir" in a["fields"]["syscalls"] for a in got))
         assert any(a["rule_id"] == "seccomp-violation" and "mkdir" in a["fields"]["syscalls"]
-                   for _, a in alerts), [a for _, a in alerts]
+                   for a in alerts), alerts
     finally:
         for n in names:
             podman("rm", "-f", n)

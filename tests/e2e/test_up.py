@@ -16,8 +16,8 @@ import psutil
 
 from eunomia.commands.alerts_tail import tail_alerts
 from eunomia.config import Settings
-from tests.conftest import BUSYBOX_IMAGE
 from tests.requirements import require_bpf, require_podman
+from tests.support.podman import BUSYBOX_IMAGE
 
 ATTACK = "sleep 2; cat /etc/shadow > /dev/null; echo x >> /etc/passwd; sleep 1"
 

@@ -44,7 +44,7 @@ from eunomia.commands.seccomp import read_profiles
 from eunomia.config import Settings
 from eunomia.kafka.topics import create_topics
 from eunomia.schemas import AvroCodec
-from tests.conftest import free_port_block
+from tests.support.ports import free_port_block
 
 pytestmark = pytest.mark.kafka
 
@@ -63,7 +63,7 @@ WORKERS = {
     "seccomp": ["seccomp", "--debounce", "1", "--max-wait", "5"],
     "health": ["health"],
 }
-# which workers read which input topic (DESIGN.md; processors/*.py)
+# which workers read which input topic (docs/architecture.md; processors/workers/)
 READERS = {"raw.events": ("enrich", "health"), "raw.syscalls": ("enrich",),
            "containers": ("enrich",), "enriched.events": ("rules", "seccomp"),
            "producer.health": ("health",)}

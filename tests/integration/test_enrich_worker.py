@@ -15,8 +15,9 @@ from typing import Any
 
 from eunomia.config import Settings, TopicSettings
 from eunomia.kafka.topics import create_topics
-from tests.unit.enrich import factory, kafka_io
-from tests.unit.enrich.factory import Host, container_record, exec_payload, fork_payload, podman_path
+from tests.support import kafka_io, raw_records
+from tests.support.raw_records import Host, container_record, exec_payload, fork_payload, podman_path
+from tests.support.workers import start_worker, stop, workers
 
 S = 10**9
 
@@ -43,16 +44,16 @@ def test_events_before_their_container_record_are_enriched_or_flagged(settings: 
     h = Host("h-late")
     late_cid, never_cid = "1" * 64, "2" * 64
     late = [h.event("open", pid=300 + i, comm="app", cgroup_id=7001, cgroup_path=podman_path(late_cid),
-                    payload=factory.open_payload(f"/data/{i}")) for i in range(5)]
+                    payload=raw_records.open_payload(f"/data/{i}")) for i in range(5)]
     never = [h.event("open", pid=400 + i, comm="app", cgroup_id=7002, cgroup_path=podman_path(never_cid),
-                     payload=factory.open_payload(f"/data/{i}")) for i in range(5)]
-    with kafka_io.workers(settings, "enrich", tmp_path):
+                     payload=raw_records.open_payload(f"/data/{i}")) for i in range(5)]
+    with workers(settings, "enrich", tmp_path):
         _publish_events(settings, late + never)
         time.sleep(1.0)  # the record comes a second later, within the grace period
         _publish_record(settings, container_record("h-late", 7001, late_cid, name="late-web",
                                                    labels={"team": "blue"}))
         # later events move event time past the grace for the container that never gets a record
-        tail = [h.event("open", pid=1, comm="init", cgroup_id=1, payload=factory.open_payload("/x"),
+        tail = [h.event("open", pid=1, comm="init", cgroup_id=1, payload=raw_records.open_payload("/x"),
                         dt=10 * S)]
         _publish_events(settings, tail)
         out = _enriched(settings, {e["seq"] for e in late + never + tail})
@@ -88,10 +89,10 @@ def test_pid_reuse_never_shares_lineage(settings: Settings, tmp_path: Path) -> N
         h.event("exec", pid=500, start=900, ppid=20, pstart=7, comm="backup", cgroup_id=cg,
                 cgroup_path=path, payload=exec_payload("/usr/bin/backup", "backup")),
         h.event("open", pid=500, start=900, ppid=20, pstart=7, comm="backup", cgroup_id=cg,
-                cgroup_path=path, payload=factory.open_payload("/etc/passwd")),
+                cgroup_path=path, payload=raw_records.open_payload("/etc/passwd")),
     ]
     _publish_record(settings, container_record("h-reuse", cg, "3" * 64))
-    with kafka_io.workers(settings, "enrich", tmp_path):
+    with workers(settings, "enrich", tmp_path):
         _publish_events(settings, first + second)
         out = _enriched(settings, {e["seq"] for e in first + second})
     old, new = out[first[2]["seq"]]["process"], out[second[3]["seq"]]["process"]
@@ -116,7 +117,7 @@ def _tree(h: Host, cg: int, path: str, n_children: int) -> tuple[list[dict], lis
                               payload=exec_payload("/usr/bin/worker", "worker", str(i))))
         after.append(h.event("connect", pid=pid, start=start, ppid=10, pstart=5, comm="worker",
                              cgroup_id=cg, cgroup_path=path,
-                             payload=factory.connect_payload("10.9.9.9", 443)))
+                             payload=raw_records.connect_payload("10.9.9.9", 443)))
     return before, after
 
 
@@ -140,20 +141,20 @@ def test_sigkilled_worker_successor_rebuilds_lineage_from_the_changelog(settings
         cg, path = 7200, podman_path("4" * 64)
         before, after = _tree(h, cg, path, 20)
         _publish_record(run_settings, container_record("h-kill", cg, "4" * 64, name="svc"))
-        first = kafka_io.start_worker(run_settings, "enrich", tmp_path / "w1")
+        first = start_worker(run_settings, "enrich", workdir=tmp_path / "w1")
         try:
             _publish_events(run_settings, before)
             _enriched(run_settings, {e["seq"] for e in before})
             if kill:
                 time.sleep(5)  # past faust's commit interval: offsets and changelog written
-                kafka_io.stop(first, signal.SIGKILL)
-                second = kafka_io.start_worker(run_settings, "enrich", tmp_path / "w2")
+                stop(first, signal.SIGKILL)
+                second = start_worker(run_settings, "enrich", workdir=tmp_path / "w2")
             _publish_events(run_settings, after)
             got = _enriched(run_settings, {e["seq"] for e in after}, timeout=180)
         finally:
-            kafka_io.stop(first)
+            stop(first)
             if kill:
-                kafka_io.stop(second)
+                stop(second)
         missing = sorted({e["seq"] for e in after} - set(got))
         assert not missing, f"{'killed' if kill else 'reference'} run: seqs {missing} never enriched"
         outs.append({seq: _lineage(e) for seq, e in got.items()})
@@ -162,7 +163,7 @@ def test_sigkilled_worker_successor_rebuilds_lineage_from_the_changelog(settings
     sample = next(iter(killed_out.values()))
     # the parent is known from before the kill (the supervisor's own parent never is)
     assert sample[1] == "worker" and sample[5] == "svc"
-    assert sample[2] == factory.exec_id("h-kill", 10, 5) and sample[2] in sample[3]
+    assert sample[2] == raw_records.exec_id("h-kill", 10, 5) and sample[2] in sample[3]
 
 
 def test_garbage_interleaved_on_raw_events_goes_to_the_dlq_and_every_valid_event_is_enriched(
@@ -174,7 +175,7 @@ def test_garbage_interleaved_on_raw_events_goes_to_the_dlq_and_every_valid_event
     h = Host("h-garbage")
     cg, cid = 7300, "5" * 64
     valid = [h.event("open", pid=600 + i, comm="app", cgroup_id=cg, cgroup_path=podman_path(cid),
-                     payload=factory.open_payload(f"/srv/{i}")) for i in range(300)]
+                     payload=raw_records.open_payload(f"/srv/{i}")) for i in range(300)]
     good_bytes = kafka_io.CODEC.encode("raw_event", valid[0])
     rng = random.Random(4)
     garbage = [rng.randbytes(rng.randint(1, 300)) for _ in range(20)]
@@ -190,7 +191,7 @@ def test_garbage_interleaved_on_raw_events_goes_to_the_dlq_and_every_valid_event
                 items.append((b"h-garbage", bad))
     assert sum(1 for _, v in items if v in garbage) == len(garbage), "every kind of garbage sent"
     _publish_record(settings, container_record("h-garbage", cg, cid, name="g-app"))
-    with kafka_io.workers(settings, "enrich", tmp_path):
+    with workers(settings, "enrich", tmp_path):
         kafka_io.publish(settings, "raw.events", items)
         out = kafka_io.consume(settings, "enriched.events", timeout=120,
                                until=lambda got: len(got) >= len(valid))

@@ -21,8 +21,8 @@ from eunomia.kafka.local_broker import LocalKafka
 from eunomia.kafka.topics import create_topics
 from eunomia.producer.publisher import Publisher
 from eunomia.schemas import AvroCodec
-from tests.conftest import free_port_block
 from tests.requirements import require
+from tests.support.ports import free_port_block
 
 N_EVENTS = 20_000
 RATE = 5_000  # events/s, the steady load

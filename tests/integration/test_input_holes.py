@@ -17,8 +17,9 @@ from confluent_kafka.admin import AdminClient
 
 from eunomia.config import Settings
 from eunomia.kafka.topics import create_topics
-from tests.unit.enrich import factory, kafka_io
-from tests.unit.enrich.factory import Host, container_record, podman_path
+from tests.support import kafka_io, raw_records
+from tests.support.raw_records import Host, container_record, podman_path
+from tests.support.workers import workers
 
 
 def _committed(settings: Settings, group: str, topic: str, partition: int) -> int:
@@ -50,7 +51,7 @@ def _container_with_events(settings: Settings, host: str, cg: int, cid: str) -> 
         "container", container_record(host, cg, cid, name=f"{host}-app")))])
     h = Host(host)
     return [h.event("open", pid=700 + i, comm="app", cgroup_id=cg, cgroup_path=podman_path(cid),
-                    payload=factory.open_payload(f"/{host}/{i}")) for i in range(20)]
+                    payload=raw_records.open_payload(f"/{host}/{i}")) for i in range(20)]
 
 def _delete_before(settings: Settings, topic: str, partition: int, offset: int) -> None:
     """What retention does to a partition, now."""
@@ -64,7 +65,7 @@ def _enrich_until(settings: Settings, workdir: Path, want: set[int], partition: 
     """A worker's run until every seq in ``want`` is enriched and its group's
     commit reaches ``commit``: (enriched seqs, committed offset, worker log)."""
     topic, group = settings.topic("raw.events"), f"{settings.topics.prefix}enrich"
-    with kafka_io.workers(settings, "enrich", workdir):
+    with workers(settings, "enrich", workdir):
         out = kafka_io.consume(settings, "enriched.events", timeout=120, until=lambda got: want <= {
             v["event"]["seq"] for _, v, _, _ in got})
         committed = _wait_committed(settings, group, topic, partition, commit)
@@ -78,7 +79,7 @@ def test_offsets_deleted_before_they_were_read_are_given_up_loudly_and_commits_g
     first, second = events[:10], events[10:]
     topic, group = settings.topic("raw.events"), f"{settings.topics.prefix}enrich"
 
-    with kafka_io.workers(settings, "enrich", tmp_path / "a"):
+    with workers(settings, "enrich", tmp_path / "a"):
         kafka_io.publish(settings, "raw.events", kafka_io.raw_items(first))
         raw = kafka_io.consume(settings, "raw.events", decode="raw_event", timeout=30,
                                until=lambda got: len(got) >= len(first))

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import psutil
 
-from tests.conftest import free_port_block
 from tests.requirements import require
+from tests.support.ports import free_port_block
 
 
 def _eunomia(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -13,8 +13,8 @@ import pytest
 from eunomia.config import KafkaSettings, Settings
 from eunomia.kafka.topics import create_topics
 from eunomia.producer.publisher import Publisher
-from tests.conftest import free_port_block
-from tests.integration.publisher_helpers import consume_seqs, value
+from tests.support.kafka_io import consume_seqs, seq_value
+from tests.support.ports import free_port_block
 
 pytestmark = pytest.mark.kafka
 
@@ -24,7 +24,7 @@ def test_delivery_in_order_gap_free(settings: Settings, tmp_path: Path) -> None:
     pub = Publisher(settings, spool_dir=tmp_path / "spool", spool_max_bytes=64 << 20)
     n = 30_000
     for seq in range(n):
-        pub.publish("raw.events", b"host-a", value(seq), seq=seq)
+        pub.publish("raw.events", b"host-a", seq_value(seq), seq=seq)
         if not seq % 1000:
             pub.poll(0)
     assert pub.flush(30) == 0
@@ -44,14 +44,14 @@ def test_spool_too_small_drops_counted_and_rest_survives_restart(
                     topics=settings.topics)
     caplog.set_level(logging.WARNING, logger="eunomia.producer.publisher")
     pub = Publisher(dead, spool_dir=spool_dir, spool_max_bytes=40_000)
-    pub.publish("raw.events", b"host-a", value(0), seq=0)
+    pub.publish("raw.events", b"host-a", seq_value(0), seq=0)
     deadline = time.monotonic() + 20
     while pub.stats()["reachable"] and time.monotonic() < deadline:
         pub.poll(0.2)
     assert not pub.stats()["reachable"]
     n = 1000  # ~150 bytes each on disk: a few hundred fit
     for seq in range(1, n):
-        pub.publish("raw.events", b"host-a", value(seq), seq=seq)
+        pub.publish("raw.events", b"host-a", seq_value(seq), seq=seq)
         if not seq % 50:
             pub.poll(0)
     pub.close(timeout=1)
@@ -66,7 +66,7 @@ def test_spool_too_small_drops_counted_and_rest_survives_restart(
     # the next process drains what the spool kept, in order, then live traffic
     pub2 = Publisher(settings, spool_dir=spool_dir, spool_max_bytes=40_000)
     assert pub2.flush(30) == 0
-    pub2.publish("raw.events", b"host-a", value(n), seq=n)
+    pub2.publish("raw.events", b"host-a", seq_value(n), seq=n)
     assert pub2.flush(30) == 0
     assert pub2.lost_ranges == []
     pub2.close()
@@ -82,7 +82,7 @@ def test_local_queue_full_spills_to_spool_in_order(settings: Settings, tmp_path:
                     queue_messages=1000)
     n = 20_000
     for seq in range(n):
-        pub.publish("raw.events", b"host-a", value(seq), seq=seq)
+        pub.publish("raw.events", b"host-a", seq_value(seq), seq=seq)
     assert pub.stats()["spooled"] >= n - 1000
     assert pub.flush(60) == 0
     stats = pub.stats()

@@ -19,9 +19,9 @@ from eunomia.errors import LocalKafkaError
 from eunomia.kafka.local_broker import LocalKafka
 from eunomia.kafka.topics import create_topics
 from eunomia.producer.publisher import Publisher
-from tests.conftest import free_port_block
-from tests.integration.publisher_helpers import consume_seqs, value
 from tests.requirements import require
+from tests.support.kafka_io import consume_seqs, seq_value
+from tests.support.ports import free_port_block
 
 pytestmark = pytest.mark.kafka
 
@@ -79,7 +79,7 @@ def test_outage_every_seq_once_in_order(own_broker: LocalKafka, tmp_path: Path,
     t0 = time.monotonic()
     while not done.is_set() and time.monotonic() - t0 < OUTAGE_S + 90:
         for _ in range(RATE // 100):
-            pub.publish("raw.events", b"host-a", value(seq), seq=seq)
+            pub.publish("raw.events", b"host-a", seq_value(seq), seq=seq)
             seq += 1
         pub.poll(0)
         max_spooled = max(max_spooled, pub.stats()["spool_messages"])

@@ -43,8 +43,8 @@ from eunomia.config import Settings
 from eunomia.kafka.topics import create_topics
 from eunomia.processors.rules import Engine, RuleSet, load_files, pack_files
 from eunomia.schemas import AvroCodec
-from tests.conftest import free_port_block
-from tests.integration.test_seccomp_worker import env_for
+from tests.support.ports import free_port_block
+from tests.support.workers import eunomia_env
 from tests.unit.rules.fixtures import S, ev, parent
 
 pytestmark = pytest.mark.kafka
@@ -302,7 +302,7 @@ def start_worker(settings: Settings, workdir: Path, name: str, *args: str) -> Wo
     faust data folder lands there; stdout and stderr to ``workdir/name.log``."""
     port = free_port_block()
     log = workdir / f"{name}.log"
-    env = {**env_for(settings), "EUNOMIA_METRICS_PORT": str(port)}
+    env = {**eunomia_env(settings), "EUNOMIA_METRICS_PORT": str(port)}
     with log.open("wb") as fh:
         proc = subprocess.Popen([sys.executable, "-m", "eunomia", "worker", "rules", "--loglevel",
                                  "INFO", *args], env=env, cwd=workdir, stdout=fh,
@@ -319,7 +319,7 @@ def start_ready(started: list[Worker], settings: Settings, workdir: Path, name: 
     thread (processors/app.py); the retry stays as a guard and is logged.
     Every process started goes in ``started``.
     A worker joining a group with a just-killed member waits for that member's
-    session to expire (10 s: ``env_for`` sets EUNOMIA_KAFKA__GROUP_SESSION_TIMEOUT_S): give it
+    session to expire (10 s: ``eunomia_env`` sets EUNOMIA_KAFKA__GROUP_SESSION_TIMEOUT_S): give it
     a longer ``timeout``."""
     for attempt in range(1, 4):
         w = start_worker(settings, workdir, f"{name}-{attempt}", *args)

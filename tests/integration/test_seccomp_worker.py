@@ -5,7 +5,6 @@ goes to the DLQ; export and list read the compacted topic."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 
 from eunomia.commands.seccomp import read_profiles
 from eunomia.config import Settings
@@ -21,7 +20,9 @@ from eunomia.kafka.topics import create_topics
 from eunomia.processors.seccomp.profile import RUNC_AFTER_SECCOMP
 from eunomia.schemas import AvroCodec
 from eunomia.syscall_names import number
-from tests.unit.enrich.kafka_io import stop
+from tests.support.kafka_io import read_topic
+from tests.support.wait import wait_for
+from tests.support.workers import eunomia_env, start_worker, stop
 
 pytestmark = pytest.mark.kafka
 IMAGE = "localhost/app:1"
@@ -43,50 +44,15 @@ def enriched(host: str, container: str, seq: int, names: list[str], image: str =
     return CODEC.encode("enriched_event", rec)
 
 
-def env_for(settings: Settings) -> dict[str, str]:
-    return {**os.environ, "EUNOMIA_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
-            "EUNOMIA_TOPICS__PREFIX": settings.topics.prefix,
-            "EUNOMIA_TOPICS__PARTITIONS": str(settings.topics.partitions), "COLUMNS": "200",
-            # a killed worker's partitions move on after 10 s, not Kafka's 45
-            "EUNOMIA_KAFKA__GROUP_SESSION_TIMEOUT_S": "10"}
-
-
 @pytest.fixture
 def worker(settings: Settings, request: pytest.FixtureRequest) -> Iterator[subprocess.Popen[bytes]]:
     create_topics(settings)
     extra = list(getattr(request, "param", []))
-    proc = subprocess.Popen([sys.executable, "-m", "eunomia", "worker", "seccomp", "--debounce", "1",
-                             "--max-wait", "5", *extra], env=env_for(settings))
+    proc = start_worker(settings, "seccomp", "--debounce", "1", "--max-wait", "5", *extra)
     try:
         yield proc
     finally:
         stop(proc, timeout=30)
-
-
-def wait_for(pred: Any, what: str, timeout: float = 90.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.5)
-    pytest.fail(f"timed out waiting for {what}")
-
-
-def consume_all(settings: Settings, topic: str, schema: str, until: Any, timeout: float = 90.0) -> list:
-    c = Consumer({**settings.kafka.librdkafka(), "group.id": f"t-{time.time_ns()}",
-                  "auto.offset.reset": "earliest"})
-    c.subscribe([settings.topic(topic)])
-    out: list = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline and not until(out):
-            msg = c.poll(0.5)
-            if msg is not None and not msg.error():
-                out.append((msg, CODEC.decode(msg.value(), expect=schema)))
-    finally:
-        c.close()
-    return out
 
 
 def test_two_hosts_merge_then_a_new_syscall_alerts(settings: Settings, worker) -> None:
@@ -114,18 +80,18 @@ def test_two_hosts_merge_then_a_new_syscall_alerts(settings: Settings, worker) -
     # a third container of the image on host-a uses mkdir: outside the profile
     p.produce(src, enriched("host-a", "ctr-c", 2, ["read", "mkdir"]), b"host-a/ctr-c")
     p.flush(30)
-    alerts = consume_all(settings, "alerts", "alert", lambda got: len(got) >= 1)
+    alerts = read_topic(settings, "alerts", "alert", until=lambda got: len(got) >= 1)
     assert len(alerts) == 1
-    alert = alerts[0][1]
+    alert = alerts[0]
     assert alert["rule_id"] == "seccomp-violation" and alert["level"] == "alert"
     assert alert["container_id"] == "ctr-c" and alert["image_name"] == IMAGE
     assert alert["fields"]["syscalls"] == "mkdir" and alert["host_id"] == "host-a"
 
-    dead = consume_all(settings, "dlq", "dead_letter", lambda got: len(got) >= 1)
-    assert dead and dead[0][1]["processor"] == "seccomp"
+    dead = read_topic(settings, "dlq", "dead_letter", until=lambda got: len(got) >= 1)
+    assert dead and dead[0]["processor"] == "seccomp"
 
     # the CLI reads the same compacted topic
-    env = env_for(settings)
+    env = eunomia_env(settings)
     spo = subprocess.run([sys.executable, "-m", "eunomia", "seccomp", "export", IMAGE, "--format",
                           "spo"], env=env, capture_output=True, text=True, timeout=60, check=True)
     assert "kind: SeccompProfile" in spo.stdout and "- sendfile" in spo.stdout
@@ -147,8 +113,8 @@ def test_frozen_profile_only_alerts(settings: Settings, worker) -> None:
     p.produce(src, enriched("host-a", "ctr-b", 2, ["read", "mkdir"]), b"host-a/ctr-b")
     p.produce(src, enriched("host-a", "ctr-a", 3, ["write"]), b"host-a/ctr-a")  # a marker after it
     p.flush(30)
-    alerts = consume_all(settings, "alerts", "alert", lambda got: len(got) >= 1)
-    assert [a["fields"]["syscalls"] for _, a in alerts] == ["mkdir"]
+    alerts = read_topic(settings, "alerts", "alert", until=lambda got: len(got) >= 1)
+    assert [a["fields"]["syscalls"] for a in alerts] == ["mkdir"]
     # a frozen set does not grow, so nothing is republished: still v1 without mkdir
     # after three debounce periods (a learning worker republishes within one)
     time.sleep(3.0)
@@ -190,8 +156,7 @@ def test_killed_worker_successor_learns_everything(settings: Settings) -> None:
         return rec if rec and names <= {s["name"] for s in rec["syscalls"]} else None
 
     def start() -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-m", "eunomia", "worker", "seccomp", "--debounce",
-                                 "1", "--max-wait", "5"], env=env_for(settings))
+        return start_worker(settings, "seccomp", "--debounce", "1", "--max-wait", "5")
 
     first, second, third = range(0, 20), range(20, 40), range(40, len(NAMES))
     procs = [start()]

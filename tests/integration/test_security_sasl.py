@@ -28,9 +28,9 @@ from eunomia.config import KafkaSettings, LocalKafkaSettings, Settings, TopicSet
 from eunomia.kafka.local_broker import LocalKafka
 from eunomia.producer.publisher import Publisher
 from eunomia.schemas import AvroCodec
-from tests.conftest import free_port_block
 from tests.requirements import require
-from tests.unit.enrich import factory
+from tests.support import raw_records
+from tests.support.ports import free_port_block
 
 USER, PASSWORD = "eunomia-ci", f"s3cret-{uuid.uuid4().hex}"
 CODEC = AvroCodec()
@@ -154,7 +154,7 @@ def test_pipeline_through_sasl_ssl(secure_broker: tuple[LocalKafka, KafkaSetting
                                   env=_env(kafka, prefix), stdout=fh, stderr=subprocess.STDOUT,
                                   cwd=tmp_path)
     try:
-        recs, events = factory.workload(300, hosts=2, containers=3)
+        recs, events = raw_records.workload(300, hosts=2, containers=3)
         pub = Publisher(settings, spool_dir=tmp_path / "spool", spool_max_bytes=64 * 1024 * 1024)
         for r in recs:
             pub.publish("containers", f"{r['host_id']}/{r['cgroup_id']}".encode(),

@@ -36,8 +36,8 @@ from eunomia.producer.health import HealthReporter, merge_ranges
 from eunomia.producer.publisher import Publisher
 from eunomia.producer_settings import ProducerSettings
 from eunomia.schemas import AvroCodec
-from tests.conftest import free_port_block
 from tests.requirements import require
+from tests.support.ports import free_port_block
 
 pytestmark = pytest.mark.kafka
 

@@ -8,7 +8,7 @@ from eunomia.processors.enrich.container_join import container_key
 from eunomia.processors.enrich.enricher import Enricher
 from eunomia.processors.enrich.lineage import MAX_ANCESTORS, CachedMapping
 from eunomia.schemas import AvroCodec
-from tests.unit.enrich.factory import (
+from tests.support.raw_records import (
     CID,
     Host,
     connect_payload,
@@ -199,7 +199,20 @@ def test_syscall_counts_become_enriched_events() -> None:
     assert key == f"h1/{CID}"
     assert rec["event"]["kind"] == "syscall_counts" and rec["event"]["category"] == "syscalls"
     assert rec["event"]["id"] == "h1:b00tb00tb00tb00t:s1"
-    assert [(c["nr"], c["count"]) for c in rec["syscalls"]["counts"]] == [(0, 10), (59, 1)]
+    assert [(c["nr"], c["name"], c["count"]) for c in rec["syscalls"]["counts"]] == \
+        [(0, "read", 10), (59, "execve", 1)]
+
+
+def test_syscall_names_of_an_unknown_architecture_stay_null_and_say_so(
+        caplog: pytest.LogCaptureFixture) -> None:
+    e = Enricher()
+    h = Host()
+    e.on_container(container_key("h1", 1000), container_record("h1", 1000))
+    recs = [{**h.syscalls(pid=5, counts={0: 1}), "arch": "pdp11"} for _ in range(2)]
+    outs = [out for r in recs for out in encodable(e.on_syscalls(r))]
+    assert [c["name"] for _, rec in outs for c in rec["syscalls"]["counts"]] == [None, None]
+    warned = [r.getMessage() for r in caplog.records if "pdp11" in r.getMessage()]
+    assert len(warned) == 1 and "unknown to libseccomp" in warned[0]
 
 
 def test_state_export_import_continues_identically() -> None:

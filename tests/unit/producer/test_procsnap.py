@@ -1,5 +1,6 @@
 """The /proc snapshot sees a process we started, with the identity the BPF side
-would give it, leaves out the producer itself, and honours the raw_event schema."""
+would give it, leaves out the producer itself, and honours the raw_event schema;
+the v2 cgroup path is read from /proc/<pid>/cgroup on unified and hybrid hosts."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 import subprocess
 import time
 
-from eunomia.producer.cgroup_paths import cgroup_id, pid_cgroup_path
+from eunomia.producer.cgroup_resolver import cgroup_id, pid_cgroup_path, proc_cgroup_v2_path
 from eunomia.producer.identity import exec_id, start_ticks_of_pid
 from eunomia.producer.procsnap import snapshot
 from eunomia.schemas import AvroCodec
@@ -51,3 +52,12 @@ def test_argv_is_capped() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+def test_proc_cgroup_hybrid_and_v1_only() -> None:
+    cid = "13e834b1e4ab4f5728c2c9ba1c95d5b80d190104287543b3d6936d61c83a0f27"
+    hybrid = (f"9:name=systemd:/libpod_parent/libpod-{cid}\n4:memory:/libpod_parent/libpod-{cid}\n"
+              f"0::/libpod_parent/libpod-{cid}\n")
+    assert proc_cgroup_v2_path(hybrid) == f"/libpod_parent/libpod-{cid}"
+    assert proc_cgroup_v2_path("0::/\n") == "/"
+    assert proc_cgroup_v2_path("4:memory:/docker/x\n") is None

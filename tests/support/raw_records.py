@@ -1,4 +1,4 @@
-"""Raw records as the producer publishes them, for enrich tests and bench/enrich.py."""
+"""Raw records as the producer publishes them, for the enrich tests and benchmarks."""
 
 from __future__ import annotations
 
