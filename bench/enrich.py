@@ -49,15 +49,16 @@ def role_main(role: str, bootstrap: str, prefix: str, n: int, result: Path) -> N
     import faust
 
     from eunomia.processors.runtime.app import create_app, run_worker
-    from eunomia.processors.workers.enrich import build_app
+    from eunomia.processors.workers.enrich import EnrichWorker
 
     settings = _settings(bootstrap, prefix)
     if role == "enrich":
-        app = build_app(settings)
-        stats = app.eunomia["enricher"].stats
+        worker = EnrichWorker(settings)
+        app = worker.app
+        stats, dlq = worker.enricher.stats, worker.dlq
 
         def count() -> int:
-            return stats["events"] + stats["syscalls"] + app.eunomia["dlq"].count
+            return stats["events"] + stats["syscalls"] + dlq.count
     else:
         app = create_app("bench-noop", settings)
         seen = {"n": 0}

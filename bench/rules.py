@@ -193,7 +193,7 @@ def role_main(role: str, bootstrap: str, prefix: str, n: int, result: Path) -> N
     if role == "rules":  # noop and noop2 are the same agent (two consumer groups)
         from eunomia.processors.workers import rules as rules_worker
 
-        app = rules_worker.build_app(settings)
+        app = rules_worker.RulesWorker(settings).app
 
         def count() -> int:
             return int(rules_worker.EVALUATED._value.get())

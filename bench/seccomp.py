@@ -12,8 +12,8 @@ from pathlib import Path
 
 from _common import Figure, bench_args, best_rate, report
 
+from eunomia.processors.seccomp.observation import observation
 from eunomia.processors.seccomp.profile import allowlist, fold, mark_published, new_state, violations
-from eunomia.processors.workers.seccomp import observation
 from eunomia.schemas import AvroCodec
 
 

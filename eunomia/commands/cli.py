@@ -149,7 +149,7 @@ def _register_features() -> None:
     ``register(app, worker_app)`` adds them."""
     from importlib import import_module
 
-    for name in ("producer", "replay", "rules", "seccomp", "worker_enrich"):
+    for name in ("producer", "replay", "rules", "seccomp", "worker"):
         import_module(f"eunomia.commands.{name}").register(app, worker_app)
     if worker_app.registered_commands:
         app.add_typer(worker_app, name="worker")

@@ -1,4 +1,4 @@
-"""``eunomia rules lint|list`` and ``eunomia worker rules``."""
+"""``eunomia rules lint|list``."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def _duration(ns: int) -> str:
     return f"{ns / 1e9:g}s"
 
 
-def register(app: typer.Typer, worker_app: typer.Typer) -> None:
+def register(app: typer.Typer, _worker_app: typer.Typer) -> None:
     rules_app = typer.Typer(no_args_is_help=True, help="Rule files: check and list.")
     app.add_typer(rules_app, name="rules")
 
@@ -68,27 +68,3 @@ def register(app: typer.Typer, worker_app: typer.Typer) -> None:
                     else _duration(r.maxspan_ns) if r.maxspan_ns else default)
             table.add_row(r.id, r.name, r.level, r.form, span, ", ".join(r.tags))
         Console().print(table)
-
-    @worker_app.command("rules")
-    def worker(rules: list[Path] = typer.Option([], "--rules", help="site rule files or folders, "
-                                                "loaded after the default pack"),
-               no_pack: bool = typer.Option(False, "--no-pack", help="only the --rules files"),
-               store: str = typer.Option("memory", "--store", help="memory or rocksdb"),
-               data_dir: Path | None = typer.Option(None, "--data-dir"),
-               loglevel: str = typer.Option("WARNING", "--loglevel")) -> None:
-        """Evaluate the rules over enriched.events -> alerts and alerts.ocsf."""
-        from eunomia.config import load_settings
-        from eunomia.errors import ConfigError
-        from eunomia.processors.rules import RuleLoadError
-        from eunomia.processors.runtime.app import run_worker
-        from eunomia.processors.workers.rules import build_app
-
-        if store not in ("memory", "rocksdb"):
-            raise ConfigError(f"--store must be memory or rocksdb, got {store!r}")
-        settings = load_settings()
-        try:
-            app_ = build_app(settings, rule_paths=rules, default_pack=not no_pack,
-                             store=f"{store}://", datadir=data_dir)
-        except RuleLoadError as exc:
-            raise ConfigError(f"rules rejected: {exc}") from None
-        run_worker(app_, settings, loglevel=loglevel)

@@ -1,4 +1,4 @@
-"""``eunomia worker seccomp`` and ``eunomia seccomp export|list``.
+"""``eunomia seccomp export|list``.
 
 export and list read the compacted ``seccomp.profiles`` topic from the start
 to its end offsets: the latest record per image is the current profile.
@@ -100,7 +100,7 @@ def _find(profiles: dict[str, dict[str, Any]], image: str) -> dict[str, Any]:
     raise ProfileNotFound(f"no seccomp profile published for {image!r} (known: {known})")
 
 
-def register(app: typer.Typer, worker_app: typer.Typer) -> None:
+def register(app: typer.Typer, _worker_app: typer.Typer) -> None:
     seccomp_app = typer.Typer(no_args_is_help=True, help="Learned per-image seccomp allowlists.")
     app.add_typer(seccomp_app, name="seccomp")
 
@@ -150,27 +150,3 @@ def register(app: typer.Typer, worker_app: typer.Typer) -> None:
             table.add_row(image, str(rec["version"]), str(len(rec["syscalls"])), str(allowed),
                           str(len(rec["hosts"])), str(len(rec["containers"])), state)
         Console().print(table)
-
-    @worker_app.command("seccomp")
-    def worker(store: str = typer.Option("memory", "--store", help="memory or rocksdb"),
-               data_dir: Path | None = typer.Option(None, "--data-dir"),
-               web_port: int | None = typer.Option(None, "--web-port"),
-               debounce: float = typer.Option(5.0, "--debounce", help="seconds an image's set must "
-                                              "stay unchanged before its profile is published"),
-               max_wait: float = typer.Option(60.0, "--max-wait", help="publish at the latest this "
-                                              "many seconds after the first unpublished growth"),
-               freeze: bool = typer.Option(False, "--freeze/--keep-learning", help="after the first "
-                                           "profile, only alert on new syscalls (no growth)"),
-               loglevel: str = typer.Option("WARNING", "--loglevel")) -> None:
-        """Fold enriched syscall counts into per-image seccomp profiles and alerts."""
-        from eunomia.config import load_settings
-        from eunomia.errors import ConfigError
-        from eunomia.processors.runtime.app import run_worker
-        from eunomia.processors.workers.seccomp import build_app
-
-        if store not in ("memory", "rocksdb"):
-            raise ConfigError(f"--store must be memory or rocksdb, got {store!r}")
-        settings = load_settings()
-        run_worker(build_app(settings, store=f"{store}://", web_port=web_port, datadir=data_dir,
-                             debounce_s=debounce, max_wait_s=max_wait,
-                             learn_after_publish=not freeze), settings, loglevel=loglevel)

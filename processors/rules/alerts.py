@@ -1,7 +1,6 @@
-"""Alert records (schemas/alert.avsc) from rule matches.
+"""Alert records (schemas/alert.avsc) from rule matches, built by the one
+alert builder of ``processors/alerts.py``.
 
-alert_id is a hash of (rule id, group key, first contributing event id): a
-replayed or re-processed stream yields the same ids, so a SIEM can dedupe.
 A ``Snap`` is what an alert needs of an event (context, rendered message), taken
 when a step matches, so pending state never holds whole events.
 """
@@ -10,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from eunomia.processors.alerts import alert_id
+from eunomia.processors.alerts import alert_id, alert_record
 from eunomia.processors.rules.build import TEMPLATE_FIELD
 from eunomia.processors.rules.fields import getter
 from eunomia.processors.rules.model import Rule
@@ -70,14 +69,12 @@ def snap(rule: Rule, e: dict[str, Any]) -> dict[str, Any]:
 
 def make_alert(rule: Rule, group_key: str, refs: list[Ref], count: int, sn: dict[str, Any],
                max_events: int) -> dict[str, Any]:
+    """The alert of a match: its first and last event, at most ``max_events`` of them
+    (the last always), and the context ``sn`` of the event that completed it."""
     first, last = refs[0], refs[-1]
     kept = refs if len(refs) <= max_events else [*refs[:max_events - 1], refs[-1]]
-    return {
-        "alert_id": alert_id(rule.id, group_key, first[0]),
-        "rule_id": rule.id, "rule_name": rule.name, "description": rule.desc,
-        "level": rule.level, "severity_id": rule.severity_id, "tags": list(rule.tags),
-        "group_key": group_key, "first_seen_ns": first[2], "last_seen_ns": last[2],
-        "event_count": count,
-        "events": [{"id": r[0], "kind": r[1], "ts_ns": r[2], "summary": r[3]} for r in kept],
-        **sn,
-    }
+    return alert_record(
+        rule_id=rule.id, rule_name=rule.name, description=rule.desc, level=rule.level,
+        severity_id=rule.severity_id, tags=list(rule.tags), group_key=group_key,
+        first_event_id=first[0], first_seen_ns=first[2], last_seen_ns=last[2], event_count=count,
+        events=[{"id": r[0], "kind": r[1], "ts_ns": r[2], "summary": r[3]} for r in kept], **sn)

@@ -1,33 +1,17 @@
-"""The faust-streaming app every processor shares.
+"""The faust-streaming app every processor shares, and its conventions.
 
-Conventions (the rules, seccomp and health processors build on these):
-
-- ``create_app("enrich", settings)`` gives app id ``<prefix>enrich`` (prefix from
-  ``settings.topics.prefix``): the consumer group and the changelog topics
-  (``<prefix>enrich-<table>-changelog``) carry the topic prefix, so two test runs
-  or two pipelines on one cluster never share state.
-- Keys and values are raw bytes on every topic (``key_serializer`` and
-  ``value_serializer`` "raw"): processors decode Avro themselves with
-  ``eunomia.schemas.AvroCodec`` so that an undecodable message is an error the
-  processor handles (dead letter, see ``dlq.py``) instead of a crash inside faust.
-  Use ``input_topic(app, settings, "raw.events")`` for a prefixed raw topic.
-- Tables keep state; their values use the "json" serializer (never pickle: a
-  changelog is input too). Use ``partitioned_table`` when a batch holds events of
-  several partitions: its ``write_partition`` sends each change to the changelog
-  partition of the event that caused it, so state stays co-partitioned with the
-  input topic (the key of every raw topic is host_id) and a rebalanced partition
-  is recovered with its state.
-- Store: ``memory://`` (tests; rebuilt from the changelog at start) or
-  ``rocksdb://`` (production: rocksdict, files under ``datadir``).
-- New consumer groups start at the earliest offset: nothing published before the
-  first worker started is skipped.
+- ``create_app("enrich", settings)`` gives app id ``<prefix>enrich``: the consumer
+  group and the changelog topics carry the topic prefix, so two pipelines on one
+  cluster never share state. New groups start at the earliest offset.
+- Keys and values are raw bytes on every topic (``input_topic``): processors
+  decode Avro themselves, so an undecodable message is a dead letter, not a
+  crash inside faust.
+- Tables keep JSON values (never pickle: a changelog is input too);
+  ``partitioned_table`` sends each change to the changelog partition of the
+  event that caused it, so state stays co-partitioned with its input when an
+  agent works in batches.
+- Store: ``memory://`` (tests; rebuilt from the changelog) or ``rocksdb://``.
 - No web server unless ``web_port`` is given, so several workers fit on one host.
-- High-volume output goes through ``fast_producer`` (confluent-kafka, idempotent,
-  acks=all): faust's producer costs ~100 us per message here. An agent flushes
-  it (``await flush_async(p)``) before its batch is acked, so output is durable
-  before the input offset can be committed (at-least-once, as with faust's own).
-- ``run_worker`` uses uvloop when installed (faust's per-message path is event-loop
-  bound).
 """
 
 from __future__ import annotations
@@ -41,8 +25,8 @@ import faust
 
 from eunomia.config import KafkaSettings, Settings
 
-__all__ = ["PartitionedTable", "create_app", "fast_producer", "flush_async", "flush_tables",
-           "input_topic", "partitioned_table", "run_worker", "tables_ready"]
+__all__ = ["PartitionedTable", "create_app", "flush_tables", "input_topic", "partitioned_table",
+           "run_worker", "tables_ready"]
 
 
 def _ssl_context(kafka: KafkaSettings) -> ssl.SSLContext:
@@ -112,36 +96,6 @@ def create_app(app_id: str, settings: Settings, *, store: str = "memory://",
     return faust.App(f"{settings.topics.prefix}{app_id}", **conf)
 
 
-def fast_producer(settings: Settings, **conf: Any) -> Any:
-    """A confluent-kafka Producer for a processor's output topics."""
-    from confluent_kafka import Producer
-
-    return Producer({**settings.kafka.librdkafka(), "enable.idempotence": True, "acks": "all",
-                     "linger.ms": 10, "batch.size": 512 * 1024, "compression.type": "lz4",
-                     "queue.buffering.max.messages": 500_000, **conf})
-
-
-def produce(producer: Any, topic: str, key: bytes | None, value: bytes | None,
-            headers: list[tuple[str, bytes]] | None = None) -> None:
-    """produce(), waiting for room when librdkafka's queue is full."""
-    while True:
-        try:
-            producer.produce(topic, value, key, headers=headers)
-            return
-        except BufferError:
-            producer.poll(0.05)
-
-
-async def flush_async(producer: Any, timeout: float = 60.0) -> None:
-    """Wait until everything produced is acknowledged, without blocking the loop."""
-    if len(producer):
-        left = await asyncio.get_running_loop().run_in_executor(None, producer.flush, timeout)
-        if left:
-            raise RuntimeError(f"{left} output messages not acknowledged after {timeout} s")
-    else:
-        producer.poll(0)
-
-
 async def flush_tables(app: faust.App) -> None:
     """Wait until every table change made so far is acknowledged by the broker.
 
@@ -164,10 +118,11 @@ def tables_ready(app: faust.App) -> bool:
     return not (app.rebalancing or app.in_recovery) and app.tables.recovery.completed.is_set()
 
 
-def input_topic(app: faust.App, settings: Settings, name: str) -> faust.TopicT:
-    """The prefixed topic ``name`` (a DESIGN.md logical name) with raw bytes."""
-    return app.topic(settings.topic(name), key_type=bytes, value_type=bytes,
-                     key_serializer="raw", value_serializer="raw")
+def input_topic(app: faust.App, settings: Settings, *names: str, **kw: Any) -> faust.TopicT:
+    """The prefixed topics ``names`` (DESIGN.md logical names) as one faust topic
+    of raw bytes; ``kw`` goes to ``app.topic`` (e.g. ``internal=True``)."""
+    return app.topic(*(settings.topic(n) for n in names), key_type=bytes, value_type=bytes,
+                     key_serializer="raw", value_serializer="raw", **kw)
 
 
 class PartitionedTable(faust.Table):

@@ -12,53 +12,42 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
-from eunomia.config import Settings
-from eunomia.schemas import AvroCodec
+from eunomia.processors.runtime.output import KafkaOutput
+from eunomia.schemas import AvroCodec, CodecError
 
-__all__ = ["DeadLetters", "Sink"]
+__all__ = ["DeadLetters"]
 
 log = logging.getLogger(__name__)
 MAX_ERROR = 2000
-# (key, value, headers) -> None; must not block (faust: topic.send_soon)
-Sink = Callable[[bytes, bytes, list[tuple[str, bytes]]], None]
+T = TypeVar("T")
 
 
 class DeadLetters:
-    """Builds and sends dead letters for one processor."""
+    """Builds dead letters for one processor and sends them to ``topic``."""
 
-    def __init__(self, processor: str, sink: Sink, codec: AvroCodec | None = None) -> None:
+    def __init__(self, processor: str, output: KafkaOutput, topic: str,
+                 codec: AvroCodec | None = None) -> None:
         self.processor = processor
-        self.sink = sink
+        self.output = output
+        self.topic = topic
         self.codec = codec or AvroCodec()
         self.count = 0
 
-    @classmethod
-    def for_producer(cls, producer: Any, settings: Settings, processor: str,
-                     codec: AvroCodec | None = None) -> DeadLetters:
-        """Dead letters sent through a confluent-kafka producer (see ``app.fast_producer``)."""
-        from eunomia.processors.runtime.app import produce
-
-        name = settings.topic("dlq")
-
-        def sink(key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
-            produce(producer, name, key, value, headers)
-
-        return cls(processor, sink, codec)
-
-    @classmethod
-    def for_app(cls, app: Any, settings: Settings, processor: str,
-                codec: AvroCodec | None = None) -> DeadLetters:
-        """Dead letters sent through a faust app's producer (ordered with its other output)."""
-        topic = app.topic(settings.topic("dlq"), key_type=bytes, value_type=bytes,
-                          key_serializer="raw", value_serializer="raw")
-
-        def sink(key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
-            topic.send_soon(key=key, value=value, headers=headers)
-
-        return cls(processor, sink, codec)
+    def decoded(self, events: Iterable[Any], decode: Callable[[Any], T],
+                errors: tuple[type[Exception], ...] = (CodecError,)) -> Iterator[tuple[Any, T]]:
+        """(message, ``decode(message)``) of each faust event; a message whose
+        decode raises one of ``errors`` becomes a dead letter instead."""
+        for ev in events:
+            msg = ev.message
+            try:
+                value = decode(msg)
+            except errors as exc:
+                self.send(msg.topic, msg.partition, msg.offset, msg.key, msg.value, exc)
+                continue
+            yield msg, value
 
     def record(self, topic: str, partition: int, offset: int, key: bytes | None,
                value: bytes | None, exc: BaseException) -> dict[str, Any]:
@@ -75,8 +64,8 @@ class DeadLetters:
                    ("eunomia-error", rec["error"].encode()),
                    ("eunomia-processor", self.processor.encode()),
                    ("eunomia-source", f"{topic}/{partition}/{offset}".encode())]
-        self.sink(f"{topic}/{partition}/{offset}".encode(),
-                  self.codec.encode("dead_letter", rec), headers)
+        self.output.produce(self.topic, f"{topic}/{partition}/{offset}".encode(),
+                            self.codec.encode("dead_letter", rec), headers)
         self.count += 1
         if self.count <= 10 or self.count % 1000 == 0:
             log.warning("dead letter #%d from %s/%d@%d: %s: %s", self.count, topic, partition,

@@ -1,29 +1,16 @@
 """Finds input messages that faust skipped, and has them read again.
 
-faust-streaming's stream drops a message whose consumer generation is not the
-app's current one (``Skipping message ... generation_id`` at dev log level) without
-tracking it, and its commit logic tolerates exactly one missing offset at the
-head of a partition's acknowledged offsets. A message fetched in the instant a
-worker joins its group (a successor that finds events already waiting) can
-therefore be neither processed nor re-read: the next commit moves past it. CI
-saw one raw event lost that way after a worker was SIGKILLed and replaced.
+faust-streaming's stream drops a message of a stale consumer generation without
+tracking it, its commit tolerates one missing offset at a partition's head, and
+it does not seek back a partition that has no committed offset: such a message
+could be neither processed nor read again (docs/reliability.md).
 
-Every agent that reads input passes its events through ``admit``. Offsets of a
-partition must follow one another (our input topics are neither compacted nor
-written in transactions); the first offset after an assignment must be the
-committed one. When one is missing, the partition is sought back to it, and the
-events after the hole are neither processed nor acknowledged (so no commit can
-pass the hole) until the missing offset comes back; a timer seeks again every
-``reseek_s`` while it does not (``tick``). Offsets that never come
-back (deleted by retention before they were read) are given up after
-``give_up_s`` with a warning and a count, never silently.
-
-A group without a committed offset is the case CI caught: a successor took over a
-partition its killed predecessor had never committed; faust dropped the first
-fetch (1,522 events) while it recovered its standby tables, and its "seek to
-committed offsets" does nothing for a partition without one (nor for a commit
-of 0), so the stream went on from the end of that fetch and the guard, with no
-committed offset to compare against, took that for the start.
+Every agent passes its events through ``admit``. A partition's offsets must
+follow one another from the committed offset (or the log start where there is
+none): at a hole the partition is sought back and the events after it are
+neither processed nor acknowledged until the missing offset comes back, so no
+commit can pass it. Offsets that never come back (deleted by retention) are
+given up after ``give_up_s``, logged and counted, never silently.
 
 The class is pure logic over (partition, offset) pairs; ``committed``, ``start``
 and ``seek`` connect it to faust (``for_app``).

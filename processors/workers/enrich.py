@@ -1,23 +1,12 @@
-"""The enrich processor: raw.events + raw.syscalls x containers + lineage -> enriched.events.
+"""``eunomia worker enrich``: raw.events + raw.syscalls x containers + lineage ->
+enriched.events, the pure ``Enricher`` wired to faust.
 
 One agent reads both raw topics (both keyed by host_id, so a host's events and
-syscall counts arrive on the same partition number and the same worker) in
-batches (``take_events``: faust's per-event overhead is paid per batch). The
-pure ``Enricher`` does the work; this module only wires it to faust:
-
-- lineage and held events live in changelog-backed tables (``lineage``,
-  ``pending``), written only when they change, each change sent to the
-  changelog partition of the input event that caused it (``PartitionedTable``);
-  a rebalance or restart rebuilds them and the engine re-reads its indexes;
-- containers come from every worker's own copy of the compacted topic
-  (``ContainerFeed``), read from the moment the agent starts (not after the
-  first assignment: a successor would otherwise hold its first events as if
-  their records were late); a timer releases held events whose record arrived;
-- ``OffsetGuard`` has input that faust's stream skipped read again;
-- undecodable or schema-invalid input, and records that cannot be enriched,
-  go to the DLQ; the worker keeps running;
-- output goes through a confluent-kafka producer flushed before each batch is
-  acked (faust's producer was the bottleneck).
+syscall counts meet on one worker) in batches. Lineage and held events live in
+changelog-backed tables written to the changelog partition of the event that
+changed them; after a rebalance the enricher re-reads its held keys. Containers
+come from every worker's own copy of the compacted topic (``ContainerFeed``),
+started with the agent so the first events find the directory loaded.
 
 Run: ``eunomia worker enrich`` or ``faust -A eunomia.processors.workers.enrich worker``.
 """
@@ -33,24 +22,18 @@ import faust
 from eunomia.config import Settings
 from eunomia.processors.enrich.enricher import Enricher, Output
 from eunomia.processors.enrich.lineage import CachedMapping
-from eunomia.processors.runtime.app import (
-    create_app,
-    fast_producer,
-    flush_async,
-    flush_tables,
-    partitioned_table,
-    produce,
-    tables_ready,
-)
+from eunomia.processors.runtime.app import flush_tables, partitioned_table, tables_ready
 from eunomia.processors.runtime.container_feed import ContainerFeed
-from eunomia.processors.runtime.dead_letters import DeadLetters
-from eunomia.processors.runtime.offset_guard import OffsetGuard
+from eunomia.processors.runtime.output import HIGH_VOLUME
+from eunomia.processors.runtime.worker import Worker
 from eunomia.schemas import AvroCodec, CodecError
 
-__all__ = ["build_app", "make_codec"]
+__all__ = ["EnrichWorker", "make_codec"]
 
 log = logging.getLogger(__name__)
 BATCH = 2000
+# bad input, and records the enricher cannot use: dead letters, never a crash
+ENRICH_ERRORS = (CodecError, KeyError, TypeError, ValueError)
 
 
 def make_codec(settings: Settings) -> AvroCodec:
@@ -63,73 +46,95 @@ def make_codec(settings: Settings) -> AvroCodec:
     return AvroCodec()
 
 
-def build_app(settings: Settings, *, store: str = "memory://", web_port: int | None = None,
-              datadir: Any = None, grace_s: float = 5.0, exit_grace_s: float = 120.0,
-              max_wall_hold_s: float = 30.0) -> faust.App:
-    """The enrich app with its agent, tables and timer."""
-    app = create_app("enrich", settings, store=store, web_port=web_port, datadir=datadir)
-    codec = make_codec(settings)
-    lineage_t = partitioned_table(app, "lineage", help="live processes by exec_id")
-    pending_t = partitioned_table(app, "pending", help="events held for a container record")
-    enricher = Enricher(CachedMapping(lineage_t), CachedMapping(pending_t),
-                        grace_ns=int(grace_s * 1e9), exit_grace_ns=int(exit_grace_s * 1e9),
-                        max_wall_hold_s=max_wall_hold_s)
+class EnrichWorker(Worker):
+    """The ``enrich`` agent, the ``lineage`` and ``pending`` tables, the release timer."""
 
-    def set_partition(p: int) -> None:
-        lineage_t.write_partition = p
-        pending_t.write_partition = p
+    def __init__(self, settings: Settings, *, grace_s: float = 5.0, exit_grace_s: float = 120.0,
+                 max_wall_hold_s: float = 30.0, **app_options: Any) -> None:
+        super().__init__("enrich", settings, codec=make_codec(settings), output_conf=HIGH_VOLUME,
+                         **app_options)
+        self.lineage = partitioned_table(self.app, "lineage", help="live processes by exec_id")
+        self.pending = partitioned_table(self.app, "pending", help="events held for a container record")
+        self.enricher = Enricher(CachedMapping(self.lineage), CachedMapping(self.pending),
+                                 grace_ns=int(grace_s * 1e9), exit_grace_ns=int(exit_grace_s * 1e9),
+                                 max_wall_hold_s=max_wall_hold_s)
+        self.enricher.set_partition = self.set_partition
+        self.feed = ContainerFeed(settings, self.codec)
+        self.events_topic = settings.topic("raw.events")
+        self.source = self.topic("raw.events", "raw.syscalls")
+        self.out_topic = settings.topic("enriched.events")
+        self.reload_needed = True  # held keys to re-read once the tables are recovered
+        self.agent = self.app.agent(self.source, name="enrich")(self.enrich)
+        self.app.timer(0.5)(self.release_held)
+        self.app.on_partitions_assigned.connect(self.on_rebalance)
+        self.app.on_partitions_revoked.connect(self.on_rebalance)
+        self.app.on_before_shutdown.connect(self.on_shutdown)
 
-    enricher.set_partition = set_partition
-    feed = ContainerFeed(settings, codec)
-    out = fast_producer(settings)
-    dlq = DeadLetters.for_producer(out, settings, "enrich", codec)
-    events_name, syscalls_name = settings.topic("raw.events"), settings.topic("raw.syscalls")
-    source = app.topic(events_name, syscalls_name, key_type=bytes, value_type=bytes,
-                       key_serializer="raw", value_serializer="raw")
-    out_name = settings.topic("enriched.events")
-    state = {"reload": True}
-    encode = codec.encode
-    guard = OffsetGuard.install(app)
+    def set_partition(self, p: int) -> None:
+        self.lineage.write_partition = p
+        self.pending.write_partition = p
 
-    def emit(outs: list[Output]) -> None:
+    async def enrich(self, stream: faust.StreamT) -> None:
+        """The agent: enrich a batch, then wait until its output and the lineage
+        and holds it changed are on the broker before the batch is acked."""
+        self.feed.start()  # app tasks start only after the first recovery: too late
+        for _ in range(600):  # the first events should find the directory loaded
+            if self.feed.ready.is_set():
+                break
+            await asyncio.sleep(0.05)
+        async for batch in stream.take_events(BATCH, within=0.1):
+            batch = await self.guard.admit(batch)
+            if not batch:
+                continue
+            while not self.maybe_reload():  # events fetched while a rebalance recovers tables
+                await asyncio.sleep(0.05)
+            batch = self.owned(batch)
+            self.drain_feed()
+            for _msg, outs in self.dlq.decoded(batch, self.enrich_one, ENRICH_ERRORS):
+                self.emit(outs)
+            await self.out.flush()
+            await flush_tables(self.app)
+
+    def enrich_one(self, msg: Any) -> list[Output]:
+        p = msg.partition
+        self.set_partition(p)
+        self.enricher.partition = p
+        if msg.topic == self.events_topic:
+            return self.enricher.on_raw_event(self.codec.decode(msg.value, expect="raw_event"))
+        return self.enricher.on_syscalls(self.codec.decode(msg.value, expect="syscall_counts"))
+
+    def emit(self, outs: list[Output]) -> None:
+        encode = self.codec.encode
         for key, rec in outs:
             try:
                 value = encode("enriched_event", rec)
             except CodecError as exc:  # a bug, not bad input: say so, keep going
                 log.error("enriched event %s does not fit the schema: %s", rec["event"]["id"], exc)
                 continue
-            produce(out, out_name, key.encode(), value)
+            self.out.produce(self.out_topic, key.encode(), value)
 
-    def drain_feed() -> None:
-        for item in feed.drain():
+    def drain_feed(self) -> None:
+        for item in self.feed.drain():
             if item[0] == "ok":
-                emit(enricher.on_container(item[1], item[2]))
+                self.emit(self.enricher.on_container(item[1], item[2]))
             else:
                 _, p, off, key, value, exc = item
-                dlq.send(feed.topic, p, off, key, value, exc)
+                self.dlq.send(self.feed.topic, p, off, key, value, exc)
 
-    @app.on_partitions_assigned.connect
-    async def _assigned(sender: Any, assigned: Any, **kw: Any) -> None:
-        state["reload"] = True
-
-    @app.on_partitions_revoked.connect
-    async def _revoked(sender: Any, revoked: Any, **kw: Any) -> None:
-        state["reload"] = True
-
-    def maybe_reload() -> bool:
+    def maybe_reload(self) -> bool:
         """Re-read held keys once the tables are recovered; False while they are not."""
-        if state["reload"]:
-            if not tables_ready(app):
+        if self.reload_needed:
+            if not tables_ready(self.app):
                 return False
-            state["reload"] = False
-            enricher.reload_pending()
+            self.reload_needed = False
+            self.enricher.reload_pending()
         return True
 
-    def owned(batch: list[Any]) -> list[Any]:
+    def owned(self, batch: list[Any]) -> list[Any]:
         """Events of partitions still assigned: one fetched before a rebalance that
         moved its partition is the new owner's to enrich (it reads it again from
         the committed offset), and its state changes belong to that owner."""
-        assigned = app.consumer.assignment()
+        assigned = self.app.consumer.assignment()
         keep = []
         for ev in batch:
             if ev.message.tp in assigned:
@@ -138,54 +143,21 @@ def build_app(settings: Settings, *, store: str = "memory://", web_port: int | N
                 ev.message.acked = True  # not ours to acknowledge either
         return keep
 
-    @app.agent(source, name="enrich")
-    async def enrich(stream: faust.StreamT) -> None:
-        feed.start()  # app tasks start only after the first recovery: too late
-        for _ in range(600):  # the first events should find the directory loaded
-            if feed.ready.is_set():
-                break
-            await asyncio.sleep(0.05)
-        async for batch in stream.take_events(BATCH, within=0.1):
-            batch = await guard.admit(batch)
-            if not batch:
-                continue
-            while not maybe_reload():  # events fetched while a rebalance recovers tables
-                await asyncio.sleep(0.05)
-            batch = owned(batch)
-            drain_feed()
-            for ev in batch:
-                msg = ev.message
-                p = msg.partition
-                set_partition(p)
-                enricher.partition = p
-                try:
-                    if msg.topic == events_name:
-                        outs = enricher.on_raw_event(codec.decode(msg.value, expect="raw_event"))
-                    else:
-                        outs = enricher.on_syscalls(codec.decode(msg.value, expect="syscall_counts"))
-                    emit(outs)
-                except (CodecError, KeyError, TypeError, ValueError) as exc:
-                    dlq.send(msg.topic, p, msg.offset, msg.key, msg.value, exc)
-            await flush_async(out)  # durable before take_events acks the batch,
-            await flush_tables(app)  # and so are the lineage and holds it changed
-
-    @app.timer(0.5)
-    async def release_held() -> None:
-        # after a rebalance held keys are re-read here too, so a partition that
-        # gets no new event still releases what it holds
-        if not maybe_reload():
+    async def release_held(self) -> None:
+        """Timer: release held events whose container record arrived (after a
+        rebalance, held keys are re-read here too, for partitions with no new event)."""
+        if not self.maybe_reload():
             return
-        drain_feed()
-        emit(enricher.tick())
-        await flush_async(out)
+        self.drain_feed()
+        self.emit(self.enricher.tick())
+        await self.out.flush()
 
-    @app.on_before_shutdown.connect
-    async def _stop_feed(sender: Any, **kw: Any) -> None:
-        feed.stop()
-        out.flush(30)
+    async def on_rebalance(self, sender: Any, partitions: Any, **kw: Any) -> None:
+        self.reload_needed = True
 
-    app.eunomia = {"enricher": enricher, "feed": feed, "dlq": dlq}  # type: ignore[attr-defined]
-    return app
+    async def on_shutdown(self, sender: Any, **kw: Any) -> None:
+        self.feed.stop()
+        self.out.flush_blocking(30)
 
 
 def __getattr__(name: str) -> Any:
@@ -194,6 +166,6 @@ def __getattr__(name: str) -> Any:
         from eunomia.config import load_settings
 
         global app
-        app = build_app(load_settings())
+        app = EnrichWorker(load_settings()).app
         return app
     raise AttributeError(name)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eunomia.processors.workers.health import GapTracker
+from eunomia.processors.health.gaps import GapTracker
 from eunomia.schemas import AvroCodec
 
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eunomia.processors.rules import ENGINE_KEY, Engine, StateError, load_text
-from eunomia.processors.workers.rules import STATE_MAX_BYTES, decode_state, encode_state, restore_engine
+from eunomia.processors.rules.state_codec import STATE_MAX_BYTES, decode_state, encode_state, restore_engine
 from tests.unit.rules.fixtures import S, ev, ids
 from tests.unit.rules.test_rules_semantics import ALL_FORMS, _scenario
 

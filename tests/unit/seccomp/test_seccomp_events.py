@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from eunomia.processors.seccomp.observation import RULE_ID, observation, violation_alert
 from eunomia.processors.seccomp.profile import fold, mark_published, new_state, violations
-from eunomia.processors.workers.seccomp import RULE_ID, observation, violation_alert
 from eunomia.schemas import AvroCodec
 
 
