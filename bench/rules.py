@@ -57,7 +57,7 @@ def _settings(bootstrap: str, prefix: str) -> Settings:
 
 def _event(i: int, rng: random.Random, hosts: int, containers: int) -> dict[str, Any]:
     """Event ``i`` of the workload; the mix is described in the module docstring."""
-    from tests.unit.rules.fixtures import ev, parent
+    from tests.support.enriched_events import ev, parent
 
     c = rng.randrange(containers)
     host = f"host-{c % hosts}"

@@ -119,7 +119,7 @@ def tables_ready(app: faust.App) -> bool:
 
 
 def input_topic(app: faust.App, settings: Settings, *names: str, **kw: Any) -> faust.TopicT:
-    """The prefixed topics ``names`` (DESIGN.md logical names) as one faust topic
+    """The prefixed topics ``names`` (logical names of docs/architecture.md) as one faust topic
     of raw bytes; ``kw`` goes to ``app.topic`` (e.g. ``internal=True``)."""
     return app.topic(*(settings.topic(n) for n in names), key_type=bytes, value_type=bytes,
                      key_serializer="raw", value_serializer="raw", **kw)

@@ -25,7 +25,7 @@ from tests.integration.test_rules_worker import (
     start_ready,
     stop,
 )
-from tests.unit.rules.fixtures import S, ev
+from tests.support.enriched_events import S, ev
 
 pytestmark = pytest.mark.kafka
 

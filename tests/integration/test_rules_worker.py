@@ -43,9 +43,9 @@ from eunomia.config import Settings
 from eunomia.kafka.topics import create_topics
 from eunomia.processors.rules import Engine, RuleSet, load_files, pack_files
 from eunomia.schemas import AvroCodec
+from tests.support.enriched_events import S, ev, parent
 from tests.support.ports import free_port_block
 from tests.support.workers import eunomia_env
-from tests.unit.rules.fixtures import S, ev, parent
 
 pytestmark = pytest.mark.kafka
 CODEC = AvroCodec()

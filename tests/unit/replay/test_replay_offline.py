@@ -15,7 +15,7 @@ from eunomia.processors.enrich.enricher import Enricher
 from eunomia.processors.replay.offline import replay_offline
 from eunomia.processors.rules import alert_id, load_text
 from eunomia.schemas import AvroCodec
-from tests.unit.replay.fixtures import ENRICHED, RULES, attack_stream, write_stream
+from tests.support.recordings import ENRICHED, RULES, attack_stream, write_stream
 
 
 def _alerts(path: Path, rules_file: Path) -> list[tuple[str, str, str]]:

@@ -152,7 +152,7 @@ def test_unreadable_file(tmp_path: Path) -> None:
 
 
 def test_exceptions_exclude_matching_events() -> None:
-    from tests.unit.rules.fixtures import ev
+    from tests.support.enriched_events import ev
 
     text = GOOD.replace("  tags:", """  exceptions:
     - name: by_parent

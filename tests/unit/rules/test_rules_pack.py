@@ -9,7 +9,7 @@ import pytest
 
 from eunomia.processors.rules import Engine, lint_files, load_files, pack_files
 from eunomia.schemas import AvroCodec
-from tests.unit.rules.fixtures import ev, parent
+from tests.support.enriched_events import ev, parent
 
 SH = [parent("sh", "shell-1", 50), parent("runc", "p0")]
 

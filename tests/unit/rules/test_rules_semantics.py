@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from eunomia.processors.rules import ENGINE_KEY, Engine, load_text
-from tests.unit.rules.fixtures import S, ev, ids, run
+from tests.support.enriched_events import S, ev, ids, run
 
 HEAD = """
 - rule: {name}

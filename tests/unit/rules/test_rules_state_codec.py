@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from eunomia.processors.rules import ENGINE_KEY, Engine, StateError, load_text
 from eunomia.processors.rules.state_codec import STATE_MAX_BYTES, decode_state, encode_state, restore_engine
-from tests.unit.rules.fixtures import S, ev, ids
+from tests.support.enriched_events import S, ev, ids
 from tests.unit.rules.test_rules_semantics import ALL_FORMS, _scenario
 
 

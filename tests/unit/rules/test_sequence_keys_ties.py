@@ -25,8 +25,8 @@ from eunomia.processors.rules import (
     load_data,
     load_text,
 )
-from tests.unit.replay.fixtures import ENRICHED, write_stream
-from tests.unit.rules.fixtures import S, ev, parent, run
+from tests.support.enriched_events import S, ev, parent, run
+from tests.support.recordings import ENRICHED, write_stream
 
 HEAD = """
 - rule: {rid}
