@@ -153,9 +153,11 @@ class Engine:
         self._index[kind] = idx
         return idx
 
-    def _matches(self, e: dict[str, Any]) -> Matches:
-        kind = e["event"]["kind"]
-        idx = self._index.get(kind) or self._kind(kind)
+    def _matches(self, e: dict[str, Any], idx: _KindIndex | None = None) -> Matches:
+        """The stateful rules' steps (and untils) this event hits."""
+        if idx is None:
+            kind = e["event"]["kind"]
+            idx = self._index.get(kind) or self._kind(kind)
         out = []
         for probe in idx.probes:
             hits = [i for i, p in probe.steps if p(e)]
@@ -176,12 +178,7 @@ class Engine:
             if r.predicate(e):  # type: ignore[misc]
                 alerts.append(make_alert(r, _single_key(e), [ref(e)], 1, snap(r, e), self.max_events))
         if idx.probes:
-            ms = []
-            for probe in idx.probes:
-                hits = [i for i, p in probe.steps if p(e)]
-                u = probe.until is not None and probe.until(e)
-                if hits or u:
-                    ms.append((probe, hits, u))
+            ms = self._matches(e, idx)
             if ms:
                 if self.watermark is not None and ts < self.watermark:
                     self.stats["late"] += 1
