@@ -105,10 +105,24 @@ class RulesSettings(BaseModel):
     # it may complete (EQL's bound is the search's time range; a stream has none,
     # and pending sequences are state to be freed).
     default_maxspan_s: float = Field(default=3600.0, gt=0)
+    # An event this far ahead of its host's event time is dead-lettered (a second one
+    # in a row is taken as the host's clock moving on).
+    max_clock_jump_s: float = Field(default=300.0, gt=0)
+    # A host with no event or heartbeat for this long (in the fleet's event time) is
+    # closed out: its buffered events are applied and cross-host rules stop waiting.
+    host_timeout_s: float = Field(default=300.0, gt=0)
 
     @property
     def default_maxspan_ns(self) -> int:
         return round(self.default_maxspan_s * 1e9)
+
+    @property
+    def max_clock_jump_ns(self) -> int:
+        return round(self.max_clock_jump_s * 1e9)
+
+    @property
+    def host_timeout_ns(self) -> int:
+        return round(self.host_timeout_s * 1e9)
 
 
 class Settings(BaseSettings):

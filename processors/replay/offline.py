@@ -1,6 +1,6 @@
 """``eunomia replay --rules``: a recording through the rule engine, no Kafka.
 
-The live pipeline's own code does the work (``Enricher``, ``rules.Engine``) and
+The live pipeline's own code does the work (``Enricher``, ``rules.FleetEngine``) and
 enriched events take the same Avro round trip as on ``enriched.events``, so
 alert ids match the live pipeline's. A recording of enriched events replays as
 such; otherwise its raw events are enriched first. The end of the recording is
@@ -9,8 +9,9 @@ the end of time: held events are released and every window closes.
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ from typing import Any
 from eunomia.errors import EunomiaError
 from eunomia.processors.enrich.enricher import Enricher
 from eunomia.processors.replay.recording import RecordingReader, SkippedBlock
-from eunomia.processors.rules import DEFAULT_SPAN_NS, Engine, RuleSet, load_files
+from eunomia.processors.rules import DEFAULT_SPAN_NS, RuleSet, load_files
+from eunomia.processors.rules.fleet import EventTimeError, FleetEngine
 from eunomia.schemas import AvroCodec, CodecError
 
 __all__ = ["END_OF_TIME", "OfflineReplay", "OfflineResult", "replay_offline"]
@@ -51,9 +53,11 @@ class OfflineReplay:
 
     def __init__(self, ruleset: RuleSet, *, lateness_ns: int = OFFLINE_LATENESS_NS,
                  grace_ns: int = 5 * 10**9, codec: AvroCodec | None = None,
-                 default_span_ns: int = DEFAULT_SPAN_NS) -> None:
+                 default_span_ns: int = DEFAULT_SPAN_NS, max_jump_ns: int = 300 * 10**9,
+                 host_timeout_ns: int = 300 * 10**9) -> None:
         self.codec = codec or AvroCodec()
-        self.engine = Engine(ruleset, lateness_ns=lateness_ns, default_span_ns=default_span_ns)
+        self.engine = FleetEngine(ruleset, lateness_ns=lateness_ns, default_span_ns=default_span_ns,
+                                  max_jump_ns=max_jump_ns, host_timeout_ns=host_timeout_ns)
         # wall-clock release makes no sense offline: only event time releases holds
         self.enricher = Enricher(grace_ns=grace_ns, max_wall_hold_s=float("inf"))
         self.alerts: list[dict[str, Any]] = []
@@ -62,14 +66,22 @@ class OfflineReplay:
         self.messages: Counter[str] = Counter()
 
     def feed(self, key: bytes | None, value: bytes | None) -> None:
-        if value is None and key is not None:  # a container removed (compacted topic)
-            self.messages["tombstone"] += 1
-            self._enriched(self.enricher.on_container(key.decode(errors="replace"), None))
+        if value is None:
+            self.feed_decoded(key, None, None)
             return
         try:
             name, rec = self.codec.decode_named(value)
         except CodecError:
             self.messages["undecodable"] += 1  # live: the DLQ
+            return
+        self.feed_decoded(key, name, rec)
+
+    def feed_decoded(self, key: bytes | None, name: str | None, rec: dict[str, Any] | None) -> None:
+        """One recorded message, decoded (``name`` None: a tombstone)."""
+        if name is None or rec is None:
+            if key is not None:  # a container removed (compacted topic)
+                self.messages["tombstone"] += 1
+                self._enriched(self.enricher.on_container(key.decode(errors="replace"), None))
             return
         self.messages[name] += 1
         if name == "container":
@@ -99,7 +111,10 @@ class OfflineReplay:
 
     def _evaluate(self, event: dict[str, Any]) -> None:
         self.events += 1
-        self.alerts += self.engine.process(event)
+        try:
+            self.alerts += self.engine.process(event)
+        except EventTimeError:
+            self.messages["refused"] += 1  # live: the DLQ, with the reason
 
     def finish(self) -> list[dict[str, Any]]:
         """End of the recording: release held events, apply buffered ones, close windows."""
@@ -135,10 +150,46 @@ def replay_offline(path: Path, rules: Iterable[Path] | RuleSet, *, skip_corrupt:
     ruleset = rules if isinstance(rules, RuleSet) else load_rules(rules)
     reader = RecordingReader(path, skip_corrupt=skip_corrupt, on_skip=on_skip)
     run = OfflineReplay(ruleset, lateness_ns=lateness_ns, default_span_ns=default_span_ns)
-    feed = run.feed
-    for batch in reader.raw_blocks():
-        for r in batch:
-            feed(r["key"], r["value"])
+    for key, name, rec in in_live_order(reader, run.codec, run.messages):
+        run.feed_decoded(key, name, rec)
     alerts = run.finish()
     return OfflineResult(alerts, run.events, run.mode, run.messages, reader.skipped,
                          run.engine.stats["late"])
+
+
+def _event_time(name: str | None, rec: dict[str, Any] | None) -> int | None:
+    if rec is None:
+        return None
+    if name == "enriched_event":
+        return int(rec["event"]["ts_ns"])
+    ts = rec.get("ts_ns")
+    return None if ts is None else int(ts)
+
+
+def in_live_order(reader: RecordingReader, codec: AvroCodec, messages: Counter[str]
+                  ) -> Iterator[tuple[bytes | None, str | None, dict[str, Any] | None]]:
+    """The recording's messages in the order live workers meet them: each topic
+    partition in offset order, the partitions merged by event time (a recording
+    holds long runs of one topic, which one engine would otherwise take as one
+    host's time jumping back and forth). A message with no time keeps its place
+    behind the one before it."""
+    streams: dict[tuple[str, int], list[tuple[int, int, bytes | None, str | None, Any]]] = {}
+    n = 0
+    for batch in reader.raw_blocks():
+        for r in batch:
+            value = r["value"]
+            name, rec = None, None
+            if value is not None:
+                try:
+                    name, rec = codec.decode_named(value)
+                except CodecError:
+                    messages["undecodable"] += 1  # live: the DLQ
+                    continue
+            stream = streams.setdefault((r["topic"], r["partition"]), [])
+            ts = _event_time(name, rec)
+            if ts is None:
+                ts = stream[-1][0] if stream else 0
+            n += 1
+            stream.append((ts, n, r["key"], name, rec))
+    for _, _, key, name, rec in heapq.merge(*streams.values(), key=lambda item: (item[0], item[1])):
+        yield key, name, rec

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import heapq
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,8 +75,10 @@ class Engine:
 
     def __init__(self, ruleset: RuleSet, *, lateness_ns: int = 2_000_000_000, max_events: int = 10,
                  max_keys: int = 1_000_000, default_span_ns: int = DEFAULT_SPAN_NS,
-                 track_dirty: bool = False) -> None:
+                 track_dirty: bool = False, external_time: bool = False) -> None:
         self.lateness_ns = lateness_ns
+        # an engine whose watermark its owner moves (advance_watermark) rather than its events
+        self.external_time = external_time
         self.max_events = max_events
         self.max_keys = max_keys
         self.default_span_ns = default_span_ns
@@ -83,6 +86,8 @@ class Engine:
         self.max_ts: int | None = None
         self.watermark: int | None = None
         self.stats = {"events": 0, "late": 0, "repeated": 0, "alerts": 0}
+        self.late_by_rule: Counter[str] = Counter()  # late events per stateful rule they touched
+        self.late_rules: list[str] = []  # the rules the last late event touched
         # (ts, arrival number, id, event, matches): equal times keep their arrival order
         self._buffer: list[tuple[int, int, str, dict[str, Any], Matches]] = []
         self._buffered: set[str] = set()  # ids in the buffer
@@ -182,17 +187,29 @@ class Engine:
             if ms:
                 if self.watermark is not None and ts < self.watermark:
                     self.stats["late"] += 1
+                    self.late_rules = [probe.runner.rule.id for probe, _, _ in ms]
+                    self.late_by_rule.update(self.late_rules)
                 elif ev["id"] in self._buffered or (ts == self.watermark and ev["id"] in self._edge):
                     self.stats["repeated"] += 1
                 else:
                     self._push(ts, ev["id"], e, ms)
-        if self.max_ts is None or ts > self.max_ts:
+        if self.external_time:
+            pass
+        elif self.max_ts is None or ts > self.max_ts:
             self.max_ts = ts
             alerts += self._advance(ts - self.lateness_ns)
         elif self._buffer and self.watermark is not None and self._buffer[0][0] <= self.watermark:
             alerts += self._advance(self.watermark)
         self.stats["alerts"] += len(alerts)
         return alerts
+
+    def tick(self, ts_ns: int) -> list[Alert]:
+        """Event time reached ``ts_ns`` without an event to evaluate (a heartbeat
+        of the event source): the watermark moves as an event's would."""
+        if self.max_ts is not None and ts_ns <= self.max_ts:
+            return []
+        self.max_ts = ts_ns
+        return self.advance_watermark(ts_ns - self.lateness_ns)
 
     def advance_watermark(self, ts_ns: int) -> list[Alert]:
         """Move event time forward without an event (an idle stream, end of a replay)."""

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from eunomia.processors.rules.engine import ENGINE_KEY, Engine, StateError
+from eunomia.processors.rules.fleet import FLEET_KEY, LANE_SEP, FleetEngine
 
 __all__ = ["STATE_MAX_BYTES", "decode_state", "dirty_states", "encode_state", "restore_engine",
            "saved_states", "state_key"]
@@ -67,20 +68,25 @@ def decode_state(value: Any) -> tuple[str | None, bytes]:
         raise StateError(f"undecodable state value: {type(exc).__name__}: {exc}") from exc
 
 
-def dirty_states(engine: Engine) -> list[tuple[str, str, str | None]]:
+def is_time_state(state_id: str) -> bool:
+    """The watermark and reorder buffer of an engine, or the fleet's clocks: no rule's."""
+    return state_id in (ENGINE_KEY, FLEET_KEY) or state_id.endswith(LANE_SEP + ENGINE_KEY)
+
+
+def dirty_states(engine: Engine | FleetEngine) -> list[tuple[str, str, str | None]]:
     """(rule id, key, table value, None to delete) of every key changed since the
     last call. The engine key (watermark, reorder buffer) comes last: a kill
     between the writes then leaves rule state ahead of it, which replay can only
     repeat (at-least-once), never lose."""
     out: list[tuple[str, str, str | None]] = []
-    for rule_id, key in sorted(engine.take_dirty(), key=lambda rk: rk[0] == ENGINE_KEY):
+    for rule_id, key in sorted(engine.take_dirty(), key=lambda rk: is_time_state(rk[0])):
         blob = engine.export_state(rule_id, key)
         value = encode_state(blob, engine.fingerprint(rule_id) or "") if blob is not None else None
         out.append((rule_id, key, value))
     return out
 
 
-def restore_engine(engine: Engine, saved: Iterable[tuple[str, str, Any]]
+def restore_engine(engine: Engine | FleetEngine, saved: Iterable[tuple[str, str, Any]]
                    ) -> tuple[int, list[tuple[str, str, str]]]:
     """Restore (rule id, key, table value) triples into ``engine``.
 
@@ -92,7 +98,7 @@ def restore_engine(engine: Engine, saved: Iterable[tuple[str, str, Any]]
     for rule_id, key, value in saved:
         try:
             fp, blob = decode_state(value)
-            if rule_id != ENGINE_KEY and fp is not None and fp != engine.fingerprint(rule_id):
+            if not is_time_state(rule_id) and fp is not None and fp != engine.fingerprint(rule_id):
                 dropped.append((rule_id, key, "rule changed"))
                 continue
             engine.import_state(rule_id, key, blob)

@@ -8,10 +8,13 @@ takes a partition over rebuilds its engine there (``rules/state_codec.py``);
 state is saved after each batch, offsets committed later, and the engine
 recognises the events its restored state already holds.
 
-A partition that got nothing for ``idle_s`` has its watermark advanced to
-``now - idle_lag_s`` by a timer, so the end of an attack is not held forever in
-the reorder buffer. SIGHUP reloads the rule files; a file with an error is
-rejected and the old rules keep running.
+Event time is per source (``rules/fleet.py``): a host's windows move with its
+own events and heartbeats, so a delayed host is never late and a skewed clock
+moves only its own windows. Only sources that send no heartbeats are advanced by
+the wall clock when their partition is idle. Late events are counted per rule and
+host; an event far ahead of its host's time is dead-lettered with the reason.
+SIGHUP reloads the rule files; a file with an error is rejected and the old rules
+keep running.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ import faust
 from prometheus_client import Counter
 
 from eunomia.config import Settings
-from eunomia.processors.rules import Engine, RuleLoadError, RuleSet, load_files, ocsf_json, pack_files
+from eunomia.processors.rules import RuleLoadError, RuleSet, load_files, ocsf_json, pack_files
+from eunomia.processors.rules.fleet import EventTimeError, FleetEngine
 from eunomia.processors.rules.state_codec import (
     STATE_MAX_BYTES,
     dirty_states,
@@ -48,6 +52,10 @@ ALERTS = Counter("eunomia_alerts", "Alerts raised, by rule and level", ["rule", 
 RELOADS = Counter("eunomia_rules_reloads", "Rule reloads, by result", ["result"])
 DROPPED = Counter("eunomia_rules_state_dropped", "Saved engine states not restored, by rule and "
                   "reason (rule changed, damaged)", ["rule", "reason"])
+LATE = Counter("eunomia_rules_late_events", "Events that arrived after their host's event time had "
+               "passed them, so stateful rules could not evaluate them, by rule and host", ["rule", "host"])
+REFUSED = Counter("eunomia_rules_events_refused", "Events dead-lettered because their time is far "
+                  "ahead of their host's event time")
 UNSAVED = Counter("eunomia_rules_state_unsaved", "Engine state saves skipped because one key's "
                   "state is larger than a changelog message may be, by rule", ["rule"])
 
@@ -75,7 +83,7 @@ class RulesWorker(Worker):
                                        help="rule engine state per input partition")
         self.source = self.topic("enriched.events")
         self.alerts_topic, self.ocsf_topic = settings.topic("alerts"), settings.topic("alerts.ocsf")
-        self.engines: dict[int, Engine] = {}
+        self.engines: dict[int, FleetEngine] = {}
         self.last_event: dict[int, float] = {}  # partition -> wall time of its last event
         self.warned: set[str] = set()  # rules whose oversized state was logged
         self.agent = self.app.agent(self.source, name="rules")(self.evaluate)
@@ -91,8 +99,15 @@ class RulesWorker(Worker):
             events = await self.guard.admit(events)
             touched: set[int] = set()
             for msg, record in self.dlq.decoded(events, self.decoder("enriched_event")):
-                self.emit(self.engine_for(msg.partition).process(record))
+                engine = self.engine_for(msg.partition)
                 touched.add(msg.partition)
+                try:
+                    self.emit(engine.process(record))
+                except EventTimeError as exc:
+                    REFUSED.inc()
+                    self.dlq.send(msg.topic, msg.partition, msg.offset, msg.key, msg.value, exc)
+            for p in touched:
+                self.report(self.engines[p])
             now = time.monotonic()
             for p in touched:
                 self.last_event[p] = now
@@ -111,12 +126,21 @@ class RulesWorker(Worker):
             self.out.produce(self.ocsf_topic, key, ocsf_json(a))
             ALERTS.labels(a["rule_id"], a["level"]).inc()
 
-    def engine_for(self, partition: int) -> Engine:
+    def report(self, engine: FleetEngine) -> None:
+        """Late counts to the metric, the engine's notices to the log (once each)."""
+        for (rule_id, host), n in engine.take_late().items():
+            LATE.labels(rule_id, host).inc(n)
+        for notice in engine.take_notices():
+            log.warning("%s", notice)
+
+    def engine_for(self, partition: int) -> FleetEngine:
         """The partition's engine, built from its saved state on first use."""
         engine = self.engines.get(partition)
         if engine is None:
-            engine = Engine(self.ruleset, lateness_ns=self.lateness_ns, track_dirty=True,
-                            default_span_ns=self.settings.rules.default_maxspan_ns)
+            rs = self.settings.rules
+            engine = FleetEngine(self.ruleset, lateness_ns=self.lateness_ns, track_dirty=True,
+                                 default_span_ns=rs.default_maxspan_ns, max_jump_ns=rs.max_clock_jump_ns,
+                                 host_timeout_ns=rs.host_timeout_ns)
             restored, dropped = restore_engine(engine, saved_states(list(self.state.items()), partition))
             engine.take_dirty()
             if restored:
@@ -130,7 +154,7 @@ class RulesWorker(Worker):
             self.engines[partition] = engine
         return engine
 
-    def save(self, partition: int, engine: Engine) -> None:
+    def save(self, partition: int, engine: FleetEngine) -> None:
         """Write the keys the engine changed to the changelog partition of ``partition``."""
         self.state.write_partition = partition
         for rule_id, key, value in dirty_states(engine):
@@ -171,10 +195,9 @@ class RulesWorker(Worker):
         for p, engine in list(self.engines.items()):
             if now - self.last_event.get(p, now) < self.idle_s or engine.max_ts is None:
                 continue
-            target = max(engine.max_ts, time.time_ns() - int(self.idle_lag_s * 1e9))
-            if engine.watermark is not None and engine.watermark >= target:
-                continue
-            self.emit(engine.advance_watermark(target))
+            alerts = engine.advance_idle(time.time_ns() - int(self.idle_lag_s * 1e9))
+            self.report(engine)
+            self.emit(alerts)
             await self.out.flush()
             if self.engines.get(p) is engine:
                 self.save(p, engine)
