@@ -29,6 +29,7 @@ from eunomia.producer.loader import Probes, ProbeSpec
 from eunomia.producer.metrics import ProducerMetrics
 from eunomia.producer.publisher import Publisher
 from eunomia.schemas import AvroCodec, CodecError
+from eunomia.schemas.kinds import HEARTBEAT
 
 __all__ = ["Agent"]
 
@@ -103,6 +104,16 @@ class Agent:
         self.publisher.publish("raw.events", self.key, value, seq=self.seq_events)
         self.by_kind[rec["kind"]] += 1
         self.metrics.observe_event(rec)
+
+    def _heartbeat(self) -> dict[str, Any]:
+        """A raw event that says this host's events up to now were read and sent:
+        downstream, it moves the host's event time while the host is quiet, and
+        while the host cannot publish it waits in the spool with everything else."""
+        return {"host_id": self.host, "boot_id": self.boot, "seq": 0, "ts_ns": time.time_ns(),
+                "kind": HEARTBEAT, "pid": 0, "tid": 0, "ppid": 0, "uid": 0, "gid": 0, "comm": "",
+                "cgroup_id": 0, "cgroup_path": None,
+                "ns": {"pid": 0, "mnt": 0, "net": 0, "user": 0, "uts": 0, "ipc": 0, "cgroup": 0},
+                "exec_id": "", "parent_exec_id": "", "payload": None}
 
     def _syscall_record(self, cg: int, pid: int, entry: dict[str, Any], interval: int) -> dict[str, Any]:
         self.seq_syscalls += 1
@@ -194,6 +205,7 @@ class Agent:
             for kind, n in self.probes.drops().items():
                 self.drops[f"ringbuf:{kind}"] = n
         self.decoder.clock.refresh()
+        self.publish_event(self._heartbeat())
         stats = self.publisher.stats()
         health = self.health.record(self.seq_events, dict(self.by_kind), dict(self.drops), stats,
                                     self.publisher.lost_ranges, self.enabled_groups(),

@@ -18,10 +18,11 @@ from typing import Any
 from eunomia.processors.enrich.container_join import ContainerDirectory, container_key, identify
 from eunomia.processors.enrich.ecs import CATEGORY, payload_fields
 from eunomia.processors.enrich.lineage import CachedMapping, Lineage
+from eunomia.schemas.kinds import HEARTBEAT
 from eunomia.signals import signal_name
 from eunomia.syscall_names import SyscallTableError, resolve
 
-__all__ = ["Enricher", "Output"]
+__all__ = ["HEARTBEAT", "Enricher", "Output", "heartbeat_event"]
 
 Output = tuple[str, dict[str, Any]]
 MAX_HELD_PER_CGROUP = 10_000
@@ -59,6 +60,8 @@ class Enricher:
         self.stats["events"] += 1
         host = ev["host_id"]
         kind = ev["kind"]
+        if kind == HEARTBEAT:
+            return self._heartbeat(ev)
         pl = ev.get("payload")
         if pl is not None:
             if kind == "exec" or kind == "execveat":
@@ -112,6 +115,22 @@ class Enricher:
             self._hold(key, topic, rec)
             return out
         out.append(self._build(topic, rec, ident))
+        return out
+
+    def _heartbeat(self, ev: dict[str, Any]) -> list[Output]:
+        """A producer's heartbeat: its events up to this time were sent. It is passed
+        on only while none of the host's events wait for a container record (it
+        would make them late); the next one says the same later."""
+        host, ts = ev["host_id"], ev["ts_ns"]
+        out: list[Output] = []
+        if ts > self.watermark.get(host, 0):
+            self.watermark[host] = ts
+            self.lineage.expire(host, ts)
+            if self._held.get(host):
+                out = self._release_expired(host, ts)
+        if self._held.get(host):
+            return out
+        out.append((f"{host}/host", heartbeat_event(ev)))
         return out
 
     def _hold(self, key: str, topic: str, rec: dict[str, Any]) -> None:
@@ -243,3 +262,20 @@ class Enricher:
             self.directory.apply(k, v)
         self.watermark.update(state.get("watermark", {}))
         self.reload_pending()
+
+
+def heartbeat_event(ev: dict[str, Any]) -> dict[str, Any]:
+    """The enriched form of a heartbeat: only its host and time mean anything."""
+    host = ev["host_id"]
+    return {
+        "event": {"id": f"{host}:{ev['boot_id']}:e{ev['seq']}", "kind": HEARTBEAT, "category": "host",
+                  "outcome": "success", "ts_ns": ev["ts_ns"], "seq": ev["seq"], "result": 0},
+        "host": {"id": host, "boot_id": ev["boot_id"]},
+        "process": {"pid": 0, "tid": 0, "name": "", "executable": None, "args": [], "exec_id": "",
+                    "start_ns": 0, "ppid": 0, "exit_code": None, "parent": None, "ancestors": [],
+                    "lineage_complete": False},
+        "user": {"id": -1, "group_id": -1},
+        "container": {"id": "host", "name": None, "image_name": None, "image_id": None, "runtime": None,
+                      "labels": {}, "cgroup_id": 0, "cgroup_path": None, "metadata_complete": True},
+        "orchestrator": None,
+    }

@@ -23,10 +23,10 @@ from eunomia.processors.alerts import alert_record
 from eunomia.processors.rules.engine import ENGINE_KEY, Engine, StateError
 from eunomia.processors.rules.model import Rule, RuleSet
 from eunomia.processors.rules.runner import encode_key
+from eunomia.schemas.kinds import HEARTBEAT
 
 __all__ = ["FLEET_KEY", "HEARTBEAT", "LATE_RULE", "EventTimeError", "FleetEngine", "is_host_local"]
 
-HEARTBEAT = "heartbeat"  # an event kind that only says how far its source's time has come
 LATE_RULE = "late-events"
 FLEET_KEY = "__fleet__"  # the sources' clocks, in exported state
 FLEET_LANE = "*"  # the engine of the rules that join across hosts

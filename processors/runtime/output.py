@@ -35,10 +35,12 @@ class KafkaOutput:
         return len(self._producer)
 
     def produce(self, topic: str, key: bytes | None, value: bytes | None,
-                headers: list[tuple[str, bytes]] | None = None) -> None:
+                headers: list[tuple[str, bytes]] | None = None, partition: int | None = None) -> None:
+        """Queue one message (to ``partition``, or the key's); wait while the buffer is full."""
+        extra = {} if partition is None else {"partition": partition}
         while True:
             try:
-                self._producer.produce(topic, value, key, headers=headers)
+                self._producer.produce(topic, value, key, headers=headers, **extra)
                 return
             except BufferError:
                 self._producer.poll(0.05)

@@ -20,7 +20,7 @@ from typing import Any
 import faust
 
 from eunomia.config import Settings
-from eunomia.processors.enrich.enricher import Enricher, Output
+from eunomia.processors.enrich.enricher import HEARTBEAT, Enricher, Output
 from eunomia.processors.enrich.lineage import CachedMapping
 from eunomia.processors.runtime.app import flush_tables, partitioned_table, tables_ready
 from eunomia.processors.runtime.container_feed import ContainerFeed
@@ -111,7 +111,11 @@ class EnrichWorker(Worker):
             except CodecError as exc:  # a bug, not bad input: say so, keep going
                 log.error("enriched event %s does not fit the schema: %s", rec["event"]["id"], exc)
                 continue
-            self.out.produce(self.out_topic, key.encode(), value)
+            if rec["event"]["kind"] == HEARTBEAT:  # every partition holds some of the host's events
+                for partition in range(self.settings.topics.partitions):
+                    self.out.produce(self.out_topic, key.encode(), value, partition=partition)
+            else:
+                self.out.produce(self.out_topic, key.encode(), value)
 
     def drain_feed(self) -> None:
         for item in self.feed.drain():

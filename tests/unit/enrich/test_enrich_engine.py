@@ -239,3 +239,21 @@ def test_payload_kinds_map_to_ecs(kind: str, payload: dict, field: str, expect: 
     e = Enricher()
     (_, rec), = encodable(e.on_raw_event(Host().event(kind, pid=3, cgroup_path="/", payload=payload)))
     assert {k: rec[field][k] for k in expect} == expect
+
+
+def test_a_heartbeat_passes_as_the_hosts_time_mark() -> None:
+    e = Enricher()
+    outs = encodable(e.on_raw_event(Host().event("heartbeat", pid=0, cgroup_id=0)))
+    assert [(k, r["event"]["kind"], r["host"]["id"]) for k, r in outs] == [("h1/host", "heartbeat", "h1")]
+
+
+def test_a_heartbeat_waits_out_while_the_hosts_events_wait_for_their_container() -> None:
+    """Passed on, it would move the host's time past events still held: they would be late."""
+    e = Enricher(grace_ns=5 * 10**9)
+    h = Host()
+    assert e.on_raw_event(h.event("open", pid=5, cgroup_id=1000, cgroup_path=podman_path(),
+                                  payload=open_payload("/etc/shadow"))) == []
+    assert e.on_raw_event(h.event("heartbeat", pid=0, cgroup_id=0)) == []
+    e.on_container(container_key("h1", 1000), container_record("h1", 1000))
+    later = encodable(e.on_raw_event(h.event("heartbeat", pid=0, cgroup_id=0)))
+    assert [r["event"]["kind"] for _, r in later] == ["heartbeat"]
