@@ -106,8 +106,9 @@ class RulesSettings(BaseModel):
     # and pending sequences are state to be freed).
     default_maxspan_s: float = Field(default=3600.0, gt=0)
     # An event this far ahead of its host's event time is dead-lettered (a second one
-    # in a row is taken as the host's clock moving on).
-    max_clock_jump_s: float = Field(default=300.0, gt=0)
+    # in a row is taken as the host's clock moving on). Generous: a host's clock that
+    # is merely off moves only its own windows anyway.
+    max_clock_jump_s: float = Field(default=86400.0, gt=0)
     # A host with no event or heartbeat for this long (in the fleet's event time) is
     # closed out: its buffered events are applied and cross-host rules stop waiting.
     host_timeout_s: float = Field(default=300.0, gt=0)

@@ -53,7 +53,7 @@ class OfflineReplay:
 
     def __init__(self, ruleset: RuleSet, *, lateness_ns: int = OFFLINE_LATENESS_NS,
                  grace_ns: int = 5 * 10**9, codec: AvroCodec | None = None,
-                 default_span_ns: int = DEFAULT_SPAN_NS, max_jump_ns: int = 300 * 10**9,
+                 default_span_ns: int = DEFAULT_SPAN_NS, max_jump_ns: int = 86400 * 10**9,
                  host_timeout_ns: int = 300 * 10**9) -> None:
         self.codec = codec or AvroCodec()
         self.engine = FleetEngine(ruleset, lateness_ns=lateness_ns, default_span_ns=default_span_ns,

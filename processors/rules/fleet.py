@@ -25,7 +25,7 @@ from eunomia.processors.rules.model import Rule, RuleSet
 from eunomia.processors.rules.runner import encode_key
 from eunomia.schemas.kinds import HEARTBEAT
 
-__all__ = ["FLEET_KEY", "HEARTBEAT", "LATE_RULE", "EventTimeError", "FleetEngine", "is_host_local"]
+__all__ = ["FLEET_KEY", "HEARTBEAT", "LATE_RULE", "EventTimeError", "FleetEngine", "is_host_local", "rule_of"]
 
 LATE_RULE = "late-events"
 FLEET_KEY = "__fleet__"  # the sources' clocks, in exported state
@@ -41,6 +41,14 @@ Alert = dict[str, Any]
 
 class EventTimeError(ValueError):
     """An event whose time cannot be used (far ahead of its source's clock)."""
+
+
+def rule_of(state_id: str) -> tuple[str, str]:
+    """(rule id, " of source ..." or "") of a state id, for logs and metric labels."""
+    lane, sep, rid = state_id.partition(LANE_SEP)
+    if not sep:
+        return state_id, ""
+    return rid, "" if lane == FLEET_LANE else f" of source {lane}"
 
 
 def is_host_local(rule: Rule) -> bool:
@@ -70,7 +78,7 @@ class FleetEngine:
 
     def __init__(self, ruleset: RuleSet, *, lateness_ns: int = 2_000_000_000, max_events: int = 10,
                  max_keys: int = 1_000_000, default_span_ns: int | None = None, track_dirty: bool = False,
-                 max_jump_ns: int = 300 * 10**9, host_timeout_ns: int = 300 * 10**9) -> None:
+                 max_jump_ns: int = 86400 * 10**9, host_timeout_ns: int = 300 * 10**9) -> None:
         self.opts: dict[str, Any] = {"lateness_ns": lateness_ns, "max_events": max_events,
                                      "max_keys": max_keys, "track_dirty": track_dirty}
         if default_span_ns is not None:

@@ -32,7 +32,7 @@ from prometheus_client import Counter
 
 from eunomia.config import Settings
 from eunomia.processors.rules import RuleLoadError, RuleSet, load_files, ocsf_json, pack_files
-from eunomia.processors.rules.fleet import EventTimeError, FleetEngine
+from eunomia.processors.rules.fleet import EventTimeError, FleetEngine, rule_of
 from eunomia.processors.rules.state_codec import (
     STATE_MAX_BYTES,
     dirty_states,
@@ -145,22 +145,23 @@ class RulesWorker(Worker):
             engine.take_dirty()
             if restored:
                 log.info("partition %d: engine state restored (%d keys)", partition, restored)
-            for rule_id, key, reason in dropped:
+            for state_id, key, reason in dropped:
+                rule_id, host = rule_of(state_id)
                 DROPPED.labels(rule_id, "rule changed" if reason == "rule changed" else "damaged").inc()
-                log.warning("partition %d: saved state of %s key %r not restored (%s); its "
-                            "windows start again", partition, rule_id, key, reason)
+                log.warning("partition %d: saved state of %s key %r%s not restored (%s); its "
+                            "windows start again", partition, rule_id, key, host, reason)
                 self.state.write_partition = partition
-                del self.state[state_key(partition, rule_id, key)]
+                del self.state[state_key(partition, state_id, key)]
             self.engines[partition] = engine
         return engine
 
     def save(self, partition: int, engine: FleetEngine) -> None:
         """Write the keys the engine changed to the changelog partition of ``partition``."""
         self.state.write_partition = partition
-        for rule_id, key, value in dirty_states(engine):
-            tk = state_key(partition, rule_id, key)
+        for state_id, key, value in dirty_states(engine):
+            tk = state_key(partition, state_id, key)
             if value is not None and len(value) > STATE_MAX_BYTES:
-                self._unsaved(rule_id, key, len(value))
+                self._unsaved(rule_of(state_id)[0], key, len(value))
                 value = None  # a stale saved state would be wrong after a takeover
             if value is None:
                 if tk in self.state:
