@@ -91,6 +91,7 @@ class FleetEngine:
         self.notices: list[str] = []  # said once each: hosts gone or back, clock jumps
         self._fleet_dirty = False
         self._next_gone_check = 0
+        self.applied_offset: int | None = None  # of the input partition, when the caller says it
         self.stats = {"events": 0, "late": 0, "repeated": 0, "alerts": 0, "refused": 0}
         self._split(ruleset)
         self.fleet = Engine(self.fleet_rules, external_time=True, **self.opts)
@@ -118,7 +119,16 @@ class FleetEngine:
         return {**self.fleet.runners, **(any_lane.runners if any_lane else {})}
 
     # -- events -----------------------------------------------------------------------
-    def process(self, e: dict[str, Any]) -> list[Alert]:
+    def process(self, e: dict[str, Any], offset: int | None = None) -> list[Alert]:
+        """Evaluate one event. ``offset`` is its position in the input partition: an
+        event at or below the last one applied (a successor reading again what its
+        restored state holds) is a repeat, skipped, not a late event."""
+        if offset is not None:
+            if self.applied_offset is not None and offset <= self.applied_offset:
+                self.stats["repeated"] += 1
+                return []
+            self.applied_offset = offset
+            self._fleet_dirty = True
         ev = e["event"]
         host = e.get("host") or {}
         src = encode_key((host.get("id", ""), host.get("boot_id", ""))) or ""
@@ -293,8 +303,9 @@ class FleetEngine:
 
     def export_state(self, state_id: str, key: str) -> bytes | None:
         if state_id == FLEET_KEY:
-            return json.dumps({s: [c.host, c.max_ts, c.jumped, c.late_burst, c.gone, c.beats]
-                               for s, c in self.clocks.items()}).encode()
+            return json.dumps({"offset": self.applied_offset,
+                               "clocks": {s: [c.host, c.max_ts, c.jumped, c.late_burst, c.gone, c.beats]
+                                          for s, c in self.clocks.items()}}).encode()
         eng, _, rid = self._split_id(state_id)
         return None if eng is None else eng.export_state(rid, key)
 
@@ -310,11 +321,13 @@ class FleetEngine:
         if state_id == FLEET_KEY:
             try:
                 data = json.loads(blob)
+                offset = None if data["offset"] is None else int(data["offset"])
                 clocks = {str(s): _Clock(str(h), None if t is None else int(t), bool(j), bool(b), bool(g),
-                                         bool(hb)) for s, (h, t, j, b, g, hb) in data.items()}
-            except (ValueError, TypeError, AttributeError) as exc:
+                                         bool(hb)) for s, (h, t, j, b, g, hb) in data["clocks"].items()}
+            except (ValueError, TypeError, AttributeError, KeyError) as exc:
                 raise StateError(f"fleet clocks: {type(exc).__name__}: {exc}") from exc
             self.clocks.update(clocks)
+            self.applied_offset = offset
             return
         if LANE_SEP not in state_id:
             raise StateError(f"state id {state_id!r} names no event source")

@@ -102,7 +102,7 @@ class RulesWorker(Worker):
                 engine = self.engine_for(msg.partition)
                 touched.add(msg.partition)
                 try:
-                    self.emit(engine.process(record))
+                    self.emit(engine.process(record, offset=msg.offset))
                 except EventTimeError as exc:
                     REFUSED.inc()
                     self.dlq.send(msg.topic, msg.partition, msg.offset, msg.key, msg.value, exc)

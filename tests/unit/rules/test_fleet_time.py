@@ -198,3 +198,17 @@ def test_alert_ids_equal_a_single_engines_for_one_host() -> None:
     engine = FleetEngine(load_text(SEQ), lateness_ns=0)
     fleet = feed(engine, events) + engine.flush()
     assert sorted(a["alert_id"] for a in fleet) == sorted(a["alert_id"] for a in run(SEQ, events))
+
+
+def test_a_successor_skips_what_its_restored_state_already_applied() -> None:
+    """Offsets up to the saved one are repeats: no late count, no alert twice."""
+    engine = FleetEngine(load_text(SEQ), lateness_ns=0, track_dirty=True)
+    events = [on("A", "a", 1, container="ca"), on("A", "b", 2, container="ca"), on("A", "x", 30)]
+    first = [a for off, e in enumerate(events) for a in engine.process(e, offset=off)]
+    assert rules_of(first) == [("ab", "A")]
+    saved = [(rid, key, value) for rid, key, value in dirty_states(engine) if value is not None]
+    successor = FleetEngine(load_text(SEQ), lateness_ns=0, track_dirty=True)
+    restore_engine(successor, saved)
+    again = [a for off, e in enumerate(events) for a in successor.process(e, offset=off)]
+    assert again == [] and successor.stats["late"] == 0 and successor.stats["repeated"] == 3
+    assert rules_of(successor.process(on("A", "a", 40, container="ca"), offset=3)) == []
