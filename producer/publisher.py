@@ -101,6 +101,7 @@ class Publisher:
             "socket.keepalive.enable": True,
             "reconnect.backoff.max.ms": 2000,
             "error_cb": self._on_error,
+            "throttle_cb": self._on_throttle,
             "on_delivery": self._on_live,
             "logger": _librdkafka_logger(),
             **(extra_config or {}),
@@ -129,6 +130,7 @@ class Publisher:
         self._lat_sum = 0.0
         self._lat_max = 0.0
         self._lat_n = 0
+        self.throttled_s = 0.0  # time the brokers asked this producer to wait (client quota)
         if self._spooling:
             log.info("spool holds %d messages from a previous run; draining them first",
                      len(self.spool) + len(self.retry))
@@ -230,6 +232,16 @@ class Publisher:
             self._mark_unreachable(err)
         else:
             log.debug("librdkafka: %s", err.str())
+
+    def _on_throttle(self, event: Any) -> None:
+        """A broker delays this producer's requests: its principal is over its client
+        quota. Messages wait in librdkafka and the spool, in order; nothing is lost."""
+        if event.throttle_time > 0:
+            if not self.throttled_s:
+                log.warning("Kafka throttles this producer (its principal is over its quota): "
+                            "%s asked it to wait %.0f ms; events are delayed, not lost",
+                            event.broker_name, event.throttle_time * 1000)
+            self.throttled_s += event.throttle_time
 
     def _mark_unreachable(self, err: KafkaError | str) -> None:
         if self._reachable:
@@ -353,4 +365,5 @@ class Publisher:
             "spooling": self._spooling,
             "delivery_latency_avg_s": self._lat_sum / self._lat_n if self._lat_n else 0.0,
             "delivery_latency_max_s": self._lat_max,
+            "throttled_s": self.throttled_s,
         }
