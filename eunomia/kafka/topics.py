@@ -14,7 +14,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from eunomia.config import Settings
-from eunomia.errors import BrokerUnavailable
+from eunomia.errors import AccessDenied, BrokerUnavailable
 
 __all__ = ["TOPICS", "WORKERS", "TopicSpec", "create_topics", "topic_specs", "warm_up_group_coordinator"]
 
@@ -96,10 +96,15 @@ def create_topics(settings: Settings, timeout: float = 30.0) -> dict[str, str]:
                 fut.result()
                 result[name] = "created"
             except KafkaException as exc:
-                if exc.args[0].name() == "TOPIC_ALREADY_EXISTS":
+                err = exc.args[0]
+                if err.name() == "TOPIC_ALREADY_EXISTS":
                     result[name] = "exists"
+                elif err.name() in ("TOPIC_AUTHORIZATION_FAILED", "CLUSTER_AUTHORIZATION_FAILED"):
+                    raise AccessDenied(f"Kafka refused User:{settings.kafka.sasl_username} creating "
+                                       f"{name} ({err.name()}): topics are created with the admin "
+                                       "role's credentials") from None
                 else:
-                    raise BrokerUnavailable(f"creating {name} failed: {exc.args[0].str()}") from None
+                    raise BrokerUnavailable(f"creating {name} failed: {err.str()}") from None
     return result
 
 
