@@ -83,6 +83,7 @@ def register(app: typer.Typer, worker_app: typer.Typer) -> None:
         keep = {p for r in ROLES if r not in selected for p in principals[r]} - mine
         wanted = set(plan(settings, principals, selected))
         admin = AclAdmin(settings)
+        admin.require("alter", "changing ACLs")  # before anything is changed
         add, remove = changes(settings, plan(settings, principals), admin.describe(), keep)
         add = [a for a in add if a in wanted]
         admin.delete(remove)

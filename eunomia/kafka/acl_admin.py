@@ -3,7 +3,10 @@ of confluent-kafka, and read what the authorizer does without one (``super.users
 ``allow.everyone.if.no.acl.found``) from a broker's configuration.
 
 A refused request is one line naming the principal and what it lacks
-(``AccessDenied``), never a traceback.
+(``AccessDenied``), never a traceback. The cluster operations the principal may
+do are asked first: a broker answers a DescribeAcls it refuses with an empty
+list, which would read as "no ACLs at all", and a change is refused before any
+part of it is made.
 """
 
 from __future__ import annotations
@@ -77,17 +80,33 @@ class AclAdmin:
         self._errors = ClientErrors()
         self.admin = AdminClient(self._errors.config(settings))
         self._md = metadata(self.admin, self._errors, settings, timeout=timeout)
+        self._cluster_ops: set[str] | None = None
 
     @property
     def who(self) -> str:
         return f"User:{self.settings.kafka.sasl_username or 'ANONYMOUS'}"
 
-    def _refused(self, err: KafkaError, what: str) -> AccessDenied:
-        return AccessDenied(f"Kafka refused {self.who} {what} ({err.name()}): run it with the "
+    def _refused(self, err: KafkaError | str, what: str) -> AccessDenied:
+        name = err if isinstance(err, str) else err.name()
+        return AccessDenied(f"Kafka refused {self.who} {what} ({name}): run it with the "
                             f"admin role's credentials")
+
+    def require(self, operation: str, what: str) -> None:
+        """Raise ``AccessDenied`` unless the principal may do ``operation`` on the cluster."""
+        if self._cluster_ops is None:
+            try:
+                desc = self.admin.describe_cluster(include_authorized_operations=True,
+                                                   request_timeout=self.timeout).result()
+            except KafkaException as exc:
+                raise BrokerUnavailable(f"describing the cluster failed: {exc.args[0].str()}") from None
+            self._cluster_ops = {op.name.lower() for op in desc.authorized_operations or ()}
+        if operation not in self._cluster_ops:
+            raise self._refused(f"CLUSTER_AUTHORIZATION_FAILED: no {operation.upper()} on the cluster",
+                                what)
 
     def describe(self) -> list[Acl]:
         """Every ACL on the cluster (of the kinds of resource the project uses)."""
+        self.require("describe", "reading the ACLs")
         flt = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
                                AclOperation.ANY, AclPermissionType.ANY)
         try:
@@ -107,6 +126,7 @@ class AclAdmin:
         acls = list(acls)
         if not acls:
             return
+        self.require("alter", "creating ACLs")
         for binding, fut in self.admin.create_acls([_binding(a) for a in acls],
                                                    request_timeout=self.timeout).items():
             self._result(fut, f"creating ACL {binding}")
@@ -116,6 +136,7 @@ class AclAdmin:
         acls = list(acls)
         if not acls:
             return
+        self.require("alter", "deleting ACLs")
         for flt, fut in self.admin.delete_acls([_filter(a) for a in acls],
                                                request_timeout=self.timeout).items():
             self._result(fut, f"deleting ACL {flt}")
