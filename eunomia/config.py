@@ -23,7 +23,7 @@ from pydantic_settings import (
 
 from eunomia.producer_settings import ProducerSettings
 
-__all__ = ["KafkaSettings", "LocalKafkaSettings", "RulesSettings", "Settings", "TopicSettings",
+__all__ = ["AclSettings", "KafkaSettings", "LocalKafkaSettings", "RulesSettings", "Settings", "TopicSettings",
            "load_settings"]
 
 
@@ -88,6 +88,22 @@ class TopicSettings(BaseModel):
     retention_ms: int = 7 * 24 * 3600 * 1000
 
 
+class AclSettings(BaseModel):
+    """Who holds each role (``eunomia acls``), and what one producer may send.
+
+    ``principals`` maps a role to its Kafka principals (``User:<name>``); a role
+    left out has one, ``User:eunomia-<role>``. Per-host producer principals go
+    here so that ``eunomia acls apply`` keeps them. The quotas apply to each
+    producer principal: bytes/s it may produce (as compressed on the wire) and
+    the share of one broker request thread (percent) its requests may take.
+    """
+
+    principals: dict[str, list[str]] = Field(default_factory=dict)
+    siem_group: str | None = None  # the SIEM's consumer group; default <topic prefix>siem
+    producer_byte_rate: int = Field(default=8 * 1024 * 1024, ge=1024)
+    producer_request_percentage: float = Field(default=25.0, gt=0.0, le=1000.0)
+
+
 class LocalKafkaSettings(BaseModel):
     """The single-node (or three-node) Apache Kafka the project runs itself."""
 
@@ -133,6 +149,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     topics: TopicSettings = Field(default_factory=TopicSettings)
     local_kafka: LocalKafkaSettings = Field(default_factory=LocalKafkaSettings)
+    acls: AclSettings = Field(default_factory=AclSettings)
     host_id: str | None = None
     metrics_port: int = 0
     # 127.0.0.1 on a developer host; 0.0.0.0 in a container or pod so probes

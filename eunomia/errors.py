@@ -19,3 +19,7 @@ class BrokerUnavailable(EunomiaError):
 
 class LocalKafkaError(EunomiaError):
     """The project-managed local Kafka could not be fetched, started or stopped."""
+
+
+class AccessDenied(EunomiaError):
+    """The broker refused a request of the configured principal (Kafka ACLs)."""

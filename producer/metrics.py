@@ -35,6 +35,9 @@ class ProducerMetrics:
                                     "Messages waiting in the disk spool", registry=r)
         self.broker_reachable = Gauge("eunomia_producer_broker_reachable",
                                       "1 while the Kafka broker answers", registry=r)
+        self.throttled = Counter("eunomia_producer_throttled_seconds",
+                                 "Time the brokers asked this producer to wait: its principal "
+                                 "was over its client quota", registry=r)
         self.latency = Histogram("eunomia_producer_delivery_latency_seconds",
                                  "Produce-to-acknowledgement latency (sampled)",
                                  buckets=_LATENCY_BUCKETS, registry=r)
@@ -99,6 +102,7 @@ class ProducerMetrics:
                               s.get("dropped_spool_full", 0))
                 self._advance(self.drops.labels("too_large"), ("drops", "too_large"),
                               s.get("dropped_too_large", 0))
+                self._advance(self.throttled, ("throttled", ""), s.get("throttled_s", 0.0))
                 self.spool_bytes.set(s.get("spool_bytes", 0))
                 self.spool_messages.set(s.get("spool_messages", 0))
                 self.broker_reachable.set(1 if s.get("reachable", True) else 0)

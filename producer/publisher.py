@@ -18,7 +18,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 from eunomia.config import Settings
 from eunomia.producer.spool import Spool, SpoolRecord
@@ -28,6 +28,7 @@ __all__ = ["Publisher"]
 log = logging.getLogger(__name__)
 
 _OUTAGE_CODES = {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE}
+_REFUSED = {KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.CLUSTER_AUTHORIZATION_FAILED}
 _NEVER_FITS = {KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_MSG_SIZE}
 
 
@@ -73,6 +74,7 @@ class Publisher:
             "socket.keepalive.enable": True,
             "reconnect.backoff.max.ms": 2000,
             "error_cb": self._on_error,
+            "throttle_cb": self._on_throttle,
             "on_delivery": self._on_live,
             "logger": _librdkafka_logger(),
             **(extra_config or {}),
@@ -101,6 +103,9 @@ class Publisher:
         self._lat_sum = 0.0
         self._lat_max = 0.0
         self._lat_n = 0
+        self.throttled_s = 0.0  # time the brokers asked this producer to wait (client quota)
+        self._next_recreate = 0.0
+        self._refusal_said = False
         if self._spooling:
             log.info("spool holds %d messages from a previous run; draining them first",
                      len(self.spool) + len(self.retry))
@@ -117,6 +122,9 @@ class Publisher:
             self._producer.produce(topic, value, key)  # report: the global _on_live
         except BufferError:
             self._spooling = True
+            self._to_spool(logical_topic, key, value, seq)
+        except KafkaException as exc:
+            self._refused(exc.args[0])
             self._to_spool(logical_topic, key, value, seq)
 
     def _topic(self, logical: str) -> str:
@@ -203,29 +211,60 @@ class Publisher:
         else:
             log.debug("librdkafka: %s", err.str())
 
+    def _on_throttle(self, event: Any) -> None:
+        """A broker delays this producer's requests: its principal is over its client
+        quota. Messages wait in librdkafka and the spool, in order; nothing is lost."""
+        if event.throttle_time > 0:
+            if not self.throttled_s:
+                log.warning("Kafka throttles this producer (its principal is over its quota): "
+                            "%s asked it to wait %.0f ms; events are delayed, not lost",
+                            event.broker_name, event.throttle_time * 1000)
+            self.throttled_s += event.throttle_time
+
+    def _refused(self, err: KafkaError) -> None:
+        """librdkafka refused a message before sending it: the producer instance is in a
+        fatal state, or it remembers that the broker refused the topic (the principal lacks
+        its ACL). The message waits in the spool, and a new instance asks the broker afresh
+        (``poll``, at most once per ``stall_seconds``)."""
+        self._mark_unreachable(err)
+        if self._fatal is None:
+            self._fatal = err
+
     def _mark_unreachable(self, err: KafkaError | str) -> None:
+        reason = err.str() if isinstance(err, KafkaError) else err
         if self._reachable:
             self._reachable = False
             self._outage_started = time.monotonic()
             self._seen_at_outage = self.delivered
-            reason = err.str() if isinstance(err, KafkaError) else err
             log.warning("Kafka broker unreachable at %s (%s); spooling to %s",
                         self.settings.kafka.bootstrap_servers, reason, self.spool.dir.parent)
+        if isinstance(err, KafkaError) and err.code() in _REFUSED and not self._refusal_said:
+            self._refusal_said = True  # once per outage: the cause an operator must fix
+            log.error("Kafka at %s refuses user %r (%s): its ACLs are missing (eunomia acls apply); "
+                      "events wait in the spool until they are granted",
+                      self.settings.kafka.bootstrap_servers, self.settings.kafka.sasl_username, reason)
         self._spooling = True
 
     # -- pumping -------------------------------------------------------------
     def poll(self, timeout: float = 0) -> int:
         """Serve delivery reports, detect stalls, drain the spool. Call it often."""
-        n = self._producer.poll(timeout)
-        if self._fatal is not None:
-            self._recreate()
-        outstanding = len(self._producer)
+        try:
+            n = self._producer.poll(timeout)
+        except KafkaException as exc:  # confluent-kafka raises a fatal error from poll too
+            n = 0
+            self._mark_unreachable(exc.args[0])
+            self._fatal = exc.args[0]
         now = time.monotonic()
+        if self._fatal is not None and now >= self._next_recreate:
+            self._recreate()
+            self._next_recreate = now + self.stall_seconds
+        outstanding = len(self._producer)
         if self.delivered != self._seen_delivered or not self._had_outstanding:
             self._seen_delivered = self.delivered
             self._last_progress = now
             if not self._reachable and self.delivered != self._seen_at_outage:
                 self._reachable = True
+                self._refusal_said = False
                 log.warning("Kafka broker reachable again after %.0fs; draining %d spooled "
                             "messages", now - self._outage_started, len(self.spool) + len(self.retry))
         self._had_outstanding = outstanding > 0
@@ -273,16 +312,22 @@ class Publisher:
                                    on_delivery=partial(self._on_spooled, source, rec))
         except BufferError:
             return False
+        except KafkaException as exc:
+            self._refused(exc.args[0])
+            return False
         return True
 
     def _recreate(self) -> None:
-        """A fatal idempotence error makes the instance unusable: purge it (failed
-        messages return to the spools), then start a new one with a new producer id.
+        """A fatal idempotence error makes the instance unusable, and a refused topic stays
+        refused in it: purge it (failed messages return to the spools), then start a new one.
         What the old one had in flight is sent again, so this rare path may duplicate."""
         self._fatal = None
-        self._producer.purge()
-        self._producer.poll(0)
-        self._producer.flush(0)
+        try:
+            self._producer.purge()
+            self._producer.poll(0)
+            self._producer.flush(0)
+        except KafkaException as exc:  # its fatal error, raised once more
+            log.debug("purging the old producer: %s", exc.args[0].str())
         self._producer = Producer(self._conf)
 
     # -- shutdown and introspection -----------------------------------------
@@ -326,4 +371,5 @@ class Publisher:
             "spooling": self._spooling,
             "delivery_latency_avg_s": self._lat_sum / self._lat_n if self._lat_n else 0.0,
             "delivery_latency_max_s": self._lat_max,
+            "throttled_s": self.throttled_s,
         }

@@ -27,39 +27,47 @@ app.add_typer(topics_app, name="topics")
 console = Console()
 
 
-def _local_kafka(port: int | None, brokers: int):
+def _local_kafka(port: int | None, brokers: int, secure: bool = False):
     from eunomia.kafka.local_broker import LocalKafka
 
     s = load_settings().local_kafka
     return LocalKafka(s.data_dir, s.cache_dir, port=port or s.port, brokers=brokers,
-                      version=s.version, heap=s.heap)
+                      version=s.version, heap=s.heap, secure=secure)
 
 
 PortOpt = typer.Option(None, "--port", help="first broker port (default from config: 9092)")
 BrokersOpt = typer.Option(1, "--brokers", help="1, or 3 for a fault-test cluster")
+SecureOpt = typer.Option(False, "--secure", help="SASL_SSL only, ACLs enforced, one SCRAM user per "
+                         "role (a cluster of its own)")
 
 
 @kafka_app.command("start")
-def kafka_start(port: int | None = PortOpt, brokers: int = BrokersOpt) -> None:
+def kafka_start(port: int | None = PortOpt, brokers: int = BrokersOpt, secure: bool = SecureOpt) -> None:
     """Fetch Kafka once, format KRaft storage, start and wait until it answers."""
-    kafka = _local_kafka(port, brokers)
+    kafka = _local_kafka(port, brokers, secure)
     with console.status(f"starting Kafka {kafka.version} on {kafka.bootstrap}"):
         kafka.start()
     console.print(f"Kafka ready at [bold]{kafka.bootstrap}[/] (data in {kafka.data_dir})")
+    if secure:
+        clients = kafka.material.client_file("admin").parent
+        console.print(f"SASL_SSL with ACLs; each role's settings (user, password, CA) in "
+                      f"{clients}/<role>.yaml\ngrant the roles their ACLs: "
+                      f"EUNOMIA_CONFIG={clients}/admin.yaml eunomia acls apply",
+                      highlight=False, soft_wrap=True)
 
 
 @kafka_app.command("stop")
-def kafka_stop(port: int | None = PortOpt, brokers: int = BrokersOpt) -> None:
+def kafka_stop(port: int | None = PortOpt, brokers: int = BrokersOpt, secure: bool = SecureOpt) -> None:
     """Stop the local Kafka cleanly (SIGTERM, then SIGKILL after 30 s)."""
-    kafka = _local_kafka(port, brokers)
+    kafka = _local_kafka(port, brokers, secure)
     kafka.stop()
     console.print(f"Kafka at {kafka.bootstrap} stopped")
 
 
 @kafka_app.command("status")
-def kafka_status(port: int | None = PortOpt, brokers: int = BrokersOpt) -> None:
+def kafka_status(port: int | None = PortOpt, brokers: int = BrokersOpt, secure: bool = SecureOpt) -> None:
     """Show each local node; exit 1 when none runs."""
-    kafka = _local_kafka(port, brokers)
+    kafka = _local_kafka(port, brokers, secure)
     table = Table("node", "port", "pid", "state")
     nodes = kafka.status()
     for n in nodes:
@@ -149,7 +157,7 @@ def _register_features() -> None:
     ``register(app, worker_app)`` adds them."""
     from importlib import import_module
 
-    for name in ("producer", "replay", "rules", "seccomp", "worker"):
+    for name in ("acls", "producer", "replay", "rules", "seccomp", "worker"):
         import_module(f"eunomia.commands.{name}").register(app, worker_app)
     if worker_app.registered_commands:
         app.add_typer(worker_app, name="worker")

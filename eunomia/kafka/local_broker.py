@@ -4,6 +4,10 @@ One combined broker+controller on 127.0.0.1, or three of them for fault tests.
 Each node has a directory with its properties, data, logs and a pid file;
 ``status`` trusts a pid file only when that pid is still a ``kafka.Kafka`` JVM,
 so a crashed broker never leaves a lock that blocks the next start.
+
+``secure=True`` runs it as production should: SASL_SSL only, the KRaft
+authorizer with no access without an ACL, and a SCRAM user per role
+(``local_secure``); a secure cluster has its own data directory.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import psutil
 
 from eunomia.errors import LocalKafkaError
 from eunomia.kafka.jars import deploy_dir, ensure_jars
+from eunomia.kafka.local_secure import SecureMaterial, ensure_material
 
 __all__ = ["LocalKafka", "NodeStatus"]
 
@@ -40,10 +45,12 @@ class LocalKafka:
 
     def __init__(self, data_dir: Path, cache_dir: Path, *, port: int = 9092, brokers: int = 1,
                  version: str = "4.4.0", heap: str = "512m",
-                 extra_properties: dict[str, str] | None = None) -> None:
+                 extra_properties: dict[str, str] | None = None, secure: bool = False) -> None:
         if brokers not in (1, 3):
             raise LocalKafkaError(f"--brokers must be 1 or 3, got {brokers}")
-        self.data_dir = Path(data_dir) / f"cluster-{port}"
+        self.data_dir = Path(data_dir) / f"cluster-{port}{'-secure' if secure else ''}"
+        self.secure = secure
+        self._material: SecureMaterial | None = None
         self.cache_dir = Path(cache_dir)
         self.port = port
         self.brokers = brokers
@@ -57,6 +64,23 @@ class LocalKafka:
 
     def node_dir(self, node_id: int) -> Path:
         return self.data_dir / f"node-{node_id}"
+
+    @property
+    def material(self) -> SecureMaterial:
+        """TLS files and SCRAM users of a secure cluster (created on first use)."""
+        if not self.secure:
+            raise LocalKafkaError("this local Kafka is not secure (start it with --secure)")
+        if self._material is None:
+            self._material = ensure_material(self.data_dir / "secure", self.bootstrap)
+        return self._material
+
+    def client_config(self, user: str | None = None) -> dict[str, object]:
+        """confluent-kafka settings to reach the cluster (as ``user``, the admin by default)."""
+        if not self.secure:
+            return {"bootstrap.servers": self.bootstrap}
+        from eunomia.kafka.local_secure import role_user
+
+        return self.material.librdkafka(self.bootstrap, user or role_user("admin"))
 
     # -- lifecycle ---------------------------------------------------------
     def start(self, timeout: float = 90.0) -> None:
@@ -76,19 +100,23 @@ class LocalKafka:
         ndir = self.node_dir(node_id)
         (ndir / "logs").mkdir(parents=True, exist_ok=True)
         props = ndir / "server.properties"
-        props.write_text(self._properties(node_id))
+        # owner-only: a secure node's properties hold the broker's own password
+        fd = os.open(props, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(self._properties(node_id))
+        os.chmod(props, 0o600)
         if not (ndir / "data" / "meta.properties").exists():
             # --cluster-id=ID: a base64 id may start with "-" and read as an option
+            users = self.material.format_args() if self.secure else []
             self._java(libs, ndir, ["kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
-                                    "-c", str(props), "--ignore-formatted"], wait=True)
+                                    "-c", str(props), "--ignore-formatted", *users], wait=True)
         proc = self._java(libs, ndir, ["kafka.Kafka", str(props)], wait=False)
         (ndir / "kafka.pid").write_text(str(proc.pid))
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         from confluent_kafka.admin import AdminClient
 
-        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0,
-                             "logger": _quiet_logger()})
+        admin = AdminClient({**self.client_config(), "log_level": 0, "logger": _quiet_logger()})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for node_id in range(1, self.brokers + 1):
@@ -180,6 +208,9 @@ class LocalKafka:
             "auto.create.topics.enable": "true",
             "log.segment.bytes": str(64 * 1024 * 1024),
         }
+        if self.secure:
+            props.update(self.material.properties(f"SASL_SSL://127.0.0.1:{bport}",
+                                                  f"SASL_SSL://127.0.0.1:{bport}", cport))
         props.update(self.extra)
         return "".join(f"{k}={v}\n" for k, v in props.items())
 

@@ -1,7 +1,9 @@
 """The topic layout of docs/architecture.md and its idempotent creation.
 
 Compaction where a topic is a table (``containers``, ``seccomp.profiles``: the
-latest value per key is the state); time retention for streams.
+latest value per key is the state); time retention for streams. Each topic names
+the roles that write and read it: the least Kafka ACLs of every role
+(``eunomia.kafka.acls``) are derived from this table and nothing else.
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from eunomia.config import Settings
-from eunomia.errors import BrokerUnavailable
+from eunomia.errors import AccessDenied, BrokerUnavailable
 
-__all__ = ["TOPICS", "TopicSpec", "create_topics", "topic_specs", "warm_up_group_coordinator"]
+__all__ = ["TOPICS", "WORKERS", "TopicSpec", "create_topics", "topic_specs", "warm_up_group_coordinator"]
+
+
+WORKERS = ("enrich", "rules", "seccomp", "health")
 
 
 @dataclass(frozen=True)
@@ -24,22 +29,30 @@ class TopicSpec:
     compacted: bool = False
     partitions: int | None = None  # None: the configured default
     config: dict[str, str] = field(default_factory=dict)
+    writers: tuple[str, ...] = ()  # roles (eunomia.kafka.acls.ROLES) that produce to it
+    readers: tuple[str, ...] = ()  # roles that consume it
+    declared_by: str | None = None  # the worker whose faust app declares (creates) it too
 
 
 TOPICS: tuple[TopicSpec, ...] = (
-    TopicSpec("raw.events", "raw_event"),
-    TopicSpec("raw.syscalls", "syscall_counts"),
-    TopicSpec("containers", "container", compacted=True),
-    TopicSpec("producer.health", "producer_health"),  # same count as raw.events: one faust app reads both
-    TopicSpec("enriched.events", "enriched_event"),
-    TopicSpec("alerts", "alert", partitions=3),
-    TopicSpec("alerts.ocsf", None, partitions=3),
-    TopicSpec("seccomp.profiles", "seccomp_profile", compacted=True, partitions=3),
-    TopicSpec("dlq", "dead_letter", partitions=3),
+    TopicSpec("raw.events", "raw_event", writers=("producer",), readers=("enrich", "health")),
+    TopicSpec("raw.syscalls", "syscall_counts", writers=("producer",), readers=("enrich",)),
+    TopicSpec("containers", "container", compacted=True, writers=("producer",), readers=("enrich",)),
+    # same count as raw.events: one faust app reads both
+    TopicSpec("producer.health", "producer_health", writers=("producer",), readers=("health",)),
+    TopicSpec("enriched.events", "enriched_event", writers=("enrich",), readers=("rules", "seccomp")),
+    TopicSpec("alerts", "alert", partitions=3, writers=("rules", "seccomp", "health"),
+              readers=("siem",)),
+    TopicSpec("alerts.ocsf", None, partitions=3, writers=("rules",), readers=("siem",)),
+    # read by operators (``eunomia seccomp``), with admin rights
+    TopicSpec("seccomp.profiles", "seccomp_profile", compacted=True, partitions=3,
+              writers=("seccomp",)),
+    TopicSpec("dlq", "dead_letter", partitions=3, writers=WORKERS),
     # internal to the seccomp worker (observations re-keyed by image, JSON);
     # created up front: a topic faust declares itself is missing from the
     # consumer's metadata until its next refresh (minutes) on a new broker
-    TopicSpec("seccomp.by-image", None),
+    TopicSpec("seccomp.by-image", None, writers=("seccomp",), readers=("seccomp",),
+              declared_by="seccomp"),
 )
 
 
@@ -83,10 +96,15 @@ def create_topics(settings: Settings, timeout: float = 30.0) -> dict[str, str]:
                 fut.result()
                 result[name] = "created"
             except KafkaException as exc:
-                if exc.args[0].name() == "TOPIC_ALREADY_EXISTS":
+                err = exc.args[0]
+                if err.name() == "TOPIC_ALREADY_EXISTS":
                     result[name] = "exists"
+                elif err.name() in ("TOPIC_AUTHORIZATION_FAILED", "CLUSTER_AUTHORIZATION_FAILED"):
+                    raise AccessDenied(f"Kafka refused User:{settings.kafka.sasl_username} creating "
+                                       f"{name} ({err.name()}): topics are created with the admin "
+                                       "role's credentials") from None
                 else:
-                    raise BrokerUnavailable(f"creating {name} failed: {exc.args[0].str()}") from None
+                    raise BrokerUnavailable(f"creating {name} failed: {err.str()}") from None
     return result
 
 

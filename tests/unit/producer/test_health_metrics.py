@@ -32,7 +32,8 @@ def test_metrics_endpoint() -> None:
     try:
         m.update({"exec": 3}, {"ringbuf:process": 1}, {"delivered": 10, "spool_bytes": 512,
                                                        "dropped_spool_full": 4, "reachable": False})
-        m.update({"exec": 5}, {"ringbuf:process": 1}, {"delivered": 12, "spool_bytes": 0})
+        m.update({"exec": 5}, {"ringbuf:process": 1}, {"delivered": 12, "spool_bytes": 0,
+                                                       "throttled_s": 1.5})
         m.observe_latency(0.003)
         body = urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=5).read()
         text = body.decode()
@@ -42,5 +43,6 @@ def test_metrics_endpoint() -> None:
     assert 'eunomia_producer_drops_total{cause="ringbuf:process"} 1.0' in text
     assert 'eunomia_producer_drops_total{cause="spool_full"} 4.0' in text
     assert "eunomia_producer_delivered_total 12.0" in text
+    assert "eunomia_producer_throttled_seconds_total 1.5" in text
     assert "eunomia_producer_spool_bytes 0.0" in text
     assert "eunomia_producer_delivery_latency_seconds_count 1.0" in text
