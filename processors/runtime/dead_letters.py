@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
+from eunomia.processors.runtime.metrics import DEAD_LETTERS, EVENTS_IN
 from eunomia.processors.runtime.output import KafkaOutput
 from eunomia.schemas import AvroCodec, CodecError
 
@@ -35,13 +36,17 @@ class DeadLetters:
         self.topic = topic
         self.codec = codec or AvroCodec()
         self.count = 0
+        self.next_offset: dict[tuple[str, int], int] = {}  # input position, for the lag gauge
 
     def decoded(self, events: Iterable[Any], decode: Callable[[Any], T],
                 errors: tuple[type[Exception], ...] = (CodecError,)) -> Iterator[tuple[Any, T]]:
         """(message, ``decode(message)``) of each faust event; a message whose
-        decode raises one of ``errors`` becomes a dead letter instead."""
+        decode raises one of ``errors`` becomes a dead letter instead. Counts
+        the events in and notes the input position."""
         for ev in events:
             msg = ev.message
+            EVENTS_IN.labels(self.processor, msg.topic).inc()
+            self.next_offset[(msg.topic, msg.partition)] = msg.offset + 1
             try:
                 value = decode(msg)
             except errors as exc:
@@ -67,6 +72,7 @@ class DeadLetters:
         self.output.produce(self.topic, f"{topic}/{partition}/{offset}".encode(),
                             self.codec.encode("dead_letter", rec), headers)
         self.count += 1
+        DEAD_LETTERS.labels(self.processor, topic).inc()
         if self.count <= 10 or self.count % 1000 == 0:
             log.warning("dead letter #%d from %s/%d@%d: %s: %s", self.count, topic, partition,
                         offset, rec["error_type"], rec["error"][:200])

@@ -12,6 +12,7 @@ import asyncio
 from typing import Any
 
 from eunomia.config import Settings
+from eunomia.processors.runtime.metrics import EVENTS_OUT
 
 __all__ = ["HIGH_VOLUME", "KafkaOutput"]
 
@@ -24,8 +25,10 @@ HIGH_VOLUME: dict[str, Any] = {"linger.ms": 10, "batch.size": 512 * 1024, "compr
 class KafkaOutput:
     """produce (waiting for room when librdkafka's queue is full), flush, len."""
 
-    def __init__(self, settings: Settings, **conf: Any) -> None:
+    def __init__(self, settings: Settings, *, name: str = "", **conf: Any) -> None:
         from confluent_kafka import Producer
+
+        self.name = name  # the worker, for the events-out counter
 
         self._producer = Producer({**settings.kafka.librdkafka(), "enable.idempotence": True,
                                    "acks": "all", "linger.ms": 5, **conf})
@@ -39,6 +42,7 @@ class KafkaOutput:
         while True:
             try:
                 self._producer.produce(topic, value, key, headers=headers)
+                EVENTS_OUT.labels(self.name, topic).inc()
                 return
             except BufferError:
                 self._producer.poll(0.05)

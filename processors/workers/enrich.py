@@ -26,9 +26,9 @@ from eunomia.processors.runtime.app import flush_tables, partitioned_table, tabl
 from eunomia.processors.runtime.container_feed import ContainerFeed
 from eunomia.processors.runtime.output import HIGH_VOLUME
 from eunomia.processors.runtime.worker import Worker
-from eunomia.schemas import AvroCodec, CodecError
+from eunomia.schemas import CodecError
 
-__all__ = ["EnrichWorker", "make_codec"]
+__all__ = ["EnrichWorker"]
 
 log = logging.getLogger(__name__)
 BATCH = 2000
@@ -36,22 +36,12 @@ BATCH = 2000
 ENRICH_ERRORS = (CodecError, KeyError, TypeError, ValueError)
 
 
-def make_codec(settings: Settings) -> AvroCodec:
-    if settings.kafka.schema_registry_url:
-        from eunomia.schemas import default_store
-        from eunomia.schemas.registry import RegistryResolver
-
-        store = default_store()
-        return AvroCodec(store, RegistryResolver(settings.kafka.schema_registry_url, store))
-    return AvroCodec()
-
-
 class EnrichWorker(Worker):
     """The ``enrich`` agent, the ``lineage`` and ``pending`` tables, the release timer."""
 
     def __init__(self, settings: Settings, *, grace_s: float = 5.0, exit_grace_s: float = 120.0,
                  max_wall_hold_s: float = 30.0, **app_options: Any) -> None:
-        super().__init__("enrich", settings, codec=make_codec(settings), output_conf=HIGH_VOLUME,
+        super().__init__("enrich", settings, output_conf=HIGH_VOLUME,
                          **app_options)
         self.lineage = partitioned_table(self.app, "lineage", help="live processes by exec_id")
         self.pending = partitioned_table(self.app, "pending", help="events held for a container record")

@@ -28,7 +28,7 @@ import faust
 from prometheus_client import Counter
 
 from eunomia.config import Settings
-from eunomia.processors.rules import Engine, RuleLoadError, RuleSet, load_files, ocsf_json, pack_files
+from eunomia.processors.rules import Engine, RuleLoadError, RuleSet, load_files, pack_files
 from eunomia.processors.rules.state_codec import (
     STATE_MAX_BYTES,
     dirty_states,
@@ -44,7 +44,6 @@ __all__ = ["EVALUATED", "RulesWorker", "load_rules"]
 log = logging.getLogger(__name__)
 
 EVALUATED = Counter("eunomia_rules_events_evaluated", "Enriched events evaluated by the rule engine")
-ALERTS = Counter("eunomia_alerts", "Alerts raised, by rule and level", ["rule", "level"])
 RELOADS = Counter("eunomia_rules_reloads", "Rule reloads, by result", ["result"])
 DROPPED = Counter("eunomia_rules_state_dropped", "Saved engine states not restored, by rule and "
                   "reason (rule changed, damaged)", ["rule", "reason"])
@@ -74,7 +73,6 @@ class RulesWorker(Worker):
         self.state = partitioned_table(self.app, "engine-state",
                                        help="rule engine state per input partition")
         self.source = self.topic("enriched.events")
-        self.alerts_topic, self.ocsf_topic = settings.topic("alerts"), settings.topic("alerts.ocsf")
         self.engines: dict[int, Engine] = {}
         self.last_event: dict[int, float] = {}  # partition -> wall time of its last event
         self.warned: set[str] = set()  # rules whose oversized state was logged
@@ -106,10 +104,7 @@ class RulesWorker(Worker):
 
     def emit(self, alerts: list[dict[str, Any]]) -> None:
         for a in alerts:
-            key = a["alert_id"].encode()
-            self.out.produce(self.alerts_topic, key, self.codec.encode("alert", a))
-            self.out.produce(self.ocsf_topic, key, ocsf_json(a))
-            ALERTS.labels(a["rule_id"], a["level"]).inc()
+            self.emit_alert(a)
 
     def engine_for(self, partition: int) -> Engine:
         """The partition's engine, built from its saved state on first use."""
