@@ -9,12 +9,16 @@ an input offset is committed only after what it produced is on the broker.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from eunomia.config import Settings
 from eunomia.processors.runtime.metrics import EVENTS_OUT
 
-__all__ = ["HIGH_VOLUME", "KafkaOutput"]
+__all__ = ["HIGH_VOLUME", "KafkaOutput", "OversizedRecord"]
+
+log = logging.getLogger(__name__)
+RECORD_OVERHEAD = 512  # a record batch's framing around one record
 
 # for a worker whose every input event is an output (enrich): larger batches, lz4,
 # and room for a large batch of input in librdkafka's queue
@@ -22,16 +26,38 @@ HIGH_VOLUME: dict[str, Any] = {"linger.ms": 10, "batch.size": 512 * 1024, "compr
                                "queue.buffering.max.messages": 500_000}
 
 
+class OversizedRecord(ValueError):
+    """A record over its topic's size limit: the caller cuts it or dead-letters it."""
+
+
 class KafkaOutput:
-    """produce (waiting for room when librdkafka's queue is full), flush, len."""
+    """produce (waiting for room when librdkafka's queue is full), flush, len;
+    ``limit(topic)``: the largest record the topic takes."""
 
     def __init__(self, settings: Settings, *, name: str = "", **conf: Any) -> None:
         from confluent_kafka import Producer
 
         self.name = name  # the worker, for the events-out counter
-
+        self.settings = settings
+        self.max_bytes = settings.kafka.max_message_bytes
+        self._limits: dict[str, int] = {}
         self._producer = Producer({**settings.kafka.librdkafka(), "enable.idempotence": True,
-                                   "acks": "all", "linger.ms": 5, **conf})
+                                   "acks": "all", "linger.ms": 5,
+                                   "message.max.bytes": self.max_bytes + RECORD_OVERHEAD, **conf})
+
+    def limit(self, topic: str) -> int:
+        """``kafka.max_message_bytes``, lowered to what the topic's
+        ``max.message.bytes`` allows (asked once per topic)."""
+        got = self._limits.get(topic)
+        if got is None:
+            got = self.max_bytes
+            topic_max = topic_max_bytes(self.settings, topic)
+            if topic_max is not None and topic_max - RECORD_OVERHEAD < got:
+                log.warning("topic %s takes records up to %d bytes, under kafka.max_message_bytes "
+                            "%d: using the topic's", topic, topic_max, got)
+                got = topic_max - RECORD_OVERHEAD
+            self._limits[topic] = got
+        return got
 
     def __len__(self) -> int:
         """Messages produced and not yet acknowledged."""
@@ -39,6 +65,10 @@ class KafkaOutput:
 
     def produce(self, topic: str, key: bytes | None, value: bytes | None,
                 headers: list[tuple[str, bytes]] | None = None) -> None:
+        """Queue one record; ``OversizedRecord`` when it is over ``limit(topic)``."""
+        size = len(key or b"") + len(value or b"") + sum(len(k) + len(v) for k, v in headers or ())
+        if size > self.limit(topic):
+            raise OversizedRecord(f"{size}-byte record over the {self.limit(topic)}-byte limit of {topic}")
         while True:
             try:
                 self._producer.produce(topic, value, key, headers=headers)
@@ -59,3 +89,18 @@ class KafkaOutput:
     def flush_blocking(self, timeout: float) -> int:
         """At shutdown: wait up to ``timeout`` seconds; the number still unacknowledged."""
         return self._producer.flush(timeout)
+
+
+def topic_max_bytes(settings: Settings, topic: str) -> int | None:
+    """The topic's ``max.message.bytes``; None when it cannot be read (no such
+    topic yet, or no right to describe it): the setting stands."""
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    admin = AdminClient({k: v for k, v in settings.kafka.librdkafka().items() if k != "logger"})
+    try:
+        futures = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)])
+        configs = next(iter(futures.values())).result(timeout=10)
+        return int(configs["max.message.bytes"].value)
+    except Exception as exc:  # the limit check must not stop a worker
+        log.info("max.message.bytes of %s not read (%s): kafka.max_message_bytes stands", topic, exc)
+        return None
