@@ -120,6 +120,9 @@ class OcsfSchema:
         t = attr["type"]
         if t == "object_t":
             obj = self.objects[attr["object_type"]]
+            if "@deprecated" in obj:
+                out.append(Problem("deprecated", path, f"object {attr['object_type']}: " + re.sub(
+                    r"<[^>]+>", "", obj["@deprecated"]["message"])))
             if attr["object_type"] == "object":  # the open object: anything goes inside
                 if not isinstance(v, dict):
                     out.append(Problem("error", path, "expected an object"))
