@@ -119,8 +119,8 @@ class EnrichSettings(BaseModel):
 
     # Live processes kept in the lineage per worker; past it the least recently
     # seen ones are evicted (counted): processes that never exit would otherwise
-    # stay forever. About 1 KB each.
-    max_processes: int = Field(default=200_000, ge=1000)
+    # stay forever. About 1.2 KB each in the pure lineage (bench/lineage_memory.py).
+    max_processes: int = Field(default=100_000, ge=1000)
 
 
 class Settings(BaseSettings):
