@@ -54,6 +54,9 @@ class KafkaSettings(BaseModel):
     # partitions before the group gives them to the others: Kafka's own default.
     # Lower fails over sooner, at the risk of rebalancing on a long pause.
     group_session_timeout_s: float = Field(default=45.0, ge=6.0, le=300.0)
+    # The largest record a worker writes (key + value + headers); a topic whose
+    # max.message.bytes is lower lowers it. Larger output is cut or dead-lettered.
+    max_message_bytes: int = Field(default=1_000_000, ge=4096)
 
     def librdkafka(self) -> dict[str, Any]:
         """The confluent-kafka configuration for these settings."""
@@ -142,6 +145,15 @@ class RulesSettings(BaseModel):
         return round(self.host_timeout_s * 1e9)
 
 
+class EnrichSettings(BaseModel):
+    """Bounds of the enrich worker's per-key state."""
+
+    # Live processes kept in the lineage per worker; past it the least recently
+    # seen ones are evicted (counted): processes that never exit would otherwise
+    # stay forever. About 1.2 KB each in the pure lineage (bench/lineage_memory.py).
+    max_processes: int = Field(default=100_000, ge=1000)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="EUNOMIA_", env_nested_delimiter="__", extra="ignore")
@@ -157,6 +169,7 @@ class Settings(BaseSettings):
     metrics_addr: str = "127.0.0.1"
     producer: ProducerSettings = Field(default_factory=ProducerSettings)
     rules: RulesSettings = Field(default_factory=RulesSettings)
+    enrich: EnrichSettings = Field(default_factory=EnrichSettings)
 
     @classmethod
     def settings_customise_sources(

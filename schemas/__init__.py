@@ -1,6 +1,7 @@
 """The contract between producer and processors: Avro schemas and their codec."""
 
 from eunomia.schemas.codec import AvroCodec
+from eunomia.schemas.configured import codec_for
 from eunomia.schemas.errors import (
     BadMagic,
     CodecError,
@@ -21,5 +22,6 @@ __all__ = [
     "SchemaStore",
     "TruncatedMessage",
     "UnknownSchema",
+    "codec_for",
     "default_store",
 ]

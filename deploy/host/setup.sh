@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent set-up of a Debian 12 host for Eunomia Stream: the apt packages
-# (bcc, podman, runc), kernel headers linked where bcc looks for them, tracefs,
+# (bcc, podman, runc, kcat, prometheus), kernel headers linked where bcc looks for them, tracefs,
 # podman configured for runc + cgroupfs, and a local busybox image built from
 # busybox-static (no registry is reachable on these hosts).
 set -euo pipefail
@@ -9,7 +9,10 @@ log() { printf 'setup: %s\n' "$*"; }
 
 need_pkgs=(bpfcc-tools python3-bpfcc bpftool linux-headers-amd64 podman runc
            busybox-static libseccomp2 maven openjdk-17-jre-headless docker-compose
-           gcc libc6-dev make xz-utils)
+           gcc libc6-dev make xz-utils
+           # what a SIEM team and an operator read the pipeline with, used by tests:
+           # kcat (Avro through the schema registry) and Prometheus (the dashboard's queries)
+           kcat prometheus)
 missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

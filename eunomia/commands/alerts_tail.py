@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from confluent_kafka import Consumer, TopicPartition
 
 from eunomia.config import Settings
-from eunomia.schemas import AvroCodec, CodecError
+from eunomia.schemas import CodecError, codec_for
 
 __all__ = ["tail_alerts"]
 
@@ -26,7 +26,7 @@ def tail_alerts(settings: Settings, *, follow: bool, last: int | None = None,
     consumer = Consumer({**errors.config(settings), "group.id": f"eunomia-tail-{uuid.uuid4().hex[:8]}",
                          "enable.auto.commit": False, "auto.offset.reset": "earliest",
                          "enable.partition.eof": True})
-    codec = AvroCodec()
+    codec = codec_for(settings)
     try:
         md = metadata(consumer, errors, settings, topic, timeout=10)
         parts = list(md.topics[topic].partitions) if topic in md.topics else []

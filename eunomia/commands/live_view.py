@@ -18,7 +18,7 @@ from rich.console import Group
 from rich.table import Table
 
 from eunomia.config import Settings
-from eunomia.schemas import AvroCodec, CodecError
+from eunomia.schemas import CodecError, codec_for
 
 __all__ = ["LiveStats", "LiveView"]
 
@@ -48,7 +48,7 @@ class LiveView:
     def __init__(self, settings: Settings, on_alert=None) -> None:
         self.settings = settings
         self.stats = LiveStats()
-        self._codec = AvroCodec()
+        self._codec = codec_for(settings)
         self._stop = threading.Event()
         self._on_alert = on_alert
         self._thread = threading.Thread(target=self._run, name="live-view", daemon=True)

@@ -26,7 +26,7 @@ def read_profiles(settings: Any, timeout: float = 30.0) -> dict[str, dict[str, A
     """image -> latest seccomp_profile record (highest version wins)."""
     from confluent_kafka import Consumer, TopicPartition
 
-    from eunomia.schemas import AvroCodec, CodecError
+    from eunomia.schemas import CodecError, codec_for
 
     name = settings.topic("seccomp.profiles")
     from eunomia.kafka.reach import ClientErrors, metadata
@@ -34,7 +34,7 @@ def read_profiles(settings: Any, timeout: float = 30.0) -> dict[str, dict[str, A
     errors = ClientErrors()
     consumer = Consumer({**errors.config(settings), "group.id": f"eunomia-cli-{time.time_ns()}",
                          "enable.auto.commit": False, "auto.offset.reset": "earliest"})
-    codec = AvroCodec()
+    codec = codec_for(settings)
     latest: dict[str, dict[str, Any]] = {}
     try:
         meta = metadata(consumer, errors, settings, name, timeout=timeout)

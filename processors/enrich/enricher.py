@@ -41,8 +41,9 @@ class Enricher:
                  pending: MutableMapping[str, Any] | None = None, *,
                  directory: ContainerDirectory | None = None,
                  grace_ns: int = 5 * 10**9, exit_grace_ns: int = 120 * 10**9,
-                 max_wall_hold_s: float = 30.0) -> None:
-        self.lineage = Lineage(procs if procs is not None else {}, exit_grace_ns=exit_grace_ns)
+                 max_wall_hold_s: float = 30.0, max_procs: int | None = None) -> None:
+        self.lineage = Lineage(procs if procs is not None else {}, exit_grace_ns=exit_grace_ns,
+                               max_procs=max_procs)
         self.pending: MutableMapping[str, Any] = pending if pending is not None else {}
         self.directory = directory or ContainerDirectory()
         self.grace_ns = grace_ns

@@ -9,13 +9,17 @@ valid at its own time and re-processing after a crash gives the same output.
 from __future__ import annotations
 
 import heapq
+from collections import OrderedDict
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
-__all__ = ["MAX_ANCESTORS", "CachedMapping", "Lineage"]
+__all__ = ["MAX_ANCESTORS", "MAX_ARGV_BYTES", "CachedMapping", "Lineage", "bounded_argv"]
 
 MAX_ANCESTORS = 8
 MAX_IMAGES = 4
+# argv kept per image: a lineage record is a changelog message (a 900 KB argv in
+# two images crashed faust's producer) and every descendant's event repeats it
+MAX_ARGV_BYTES = 32 * 1024
 _MISSING: Any = object()
 
 
@@ -68,6 +72,24 @@ class CachedMapping(MutableMapping[str, Any]):
         return len(self.backing)
 
 
+def bounded_argv(argv: list[str], limit: int = MAX_ARGV_BYTES) -> list[str]:
+    """``argv`` cut to ``limit`` bytes, a marker saying how much was cut."""
+    total = sum(len(a.encode()) for a in argv)
+    if total <= limit:
+        return list(argv)
+    out: list[str] = []
+    used = 0
+    for a in argv:
+        b = a.encode()
+        if used + len(b) > limit:
+            out.append(b[: limit - used].decode(errors="ignore"))
+            break
+        out.append(a)
+        used += len(b)
+    out.append(f"...[eunomia: {total - limit} bytes of argv cut, over {limit}]")
+    return out
+
+
 def _image_at(rec: dict[str, Any], ts: int) -> list[Any]:
     """The [ts, name, executable, args] a process ran at event time ``ts``."""
     images = rec["img"]
@@ -85,12 +107,17 @@ def _image_at(rec: dict[str, Any], ts: int) -> list[Any]:
 class Lineage:
     """Live processes of the hosts this worker owns, and their ancestry. An exited
     process stays ``exit_grace_ns`` of event time, so late events of a dying process
-    still find it."""
+    still find it. With ``max_procs``, the least recently seen process is evicted
+    past that many (``evicted`` counts them): a process that never exits must not
+    hold memory forever; a later event of it gets an incomplete lineage."""
 
     def __init__(self, procs: MutableMapping[str, Any], *,
-                 exit_grace_ns: int = 120 * 10**9) -> None:
+                 exit_grace_ns: int = 120 * 10**9, max_procs: int | None = None) -> None:
         self.procs = procs
         self.exit_grace_ns = exit_grace_ns
+        self.max_procs = max_procs
+        self.evicted = 0
+        self._recent: OrderedDict[str, None] = OrderedDict()  # exec_ids, least recently seen first
         self._expiry: dict[str, list[tuple[int, str]]] = {}  # host -> heap (exit ts, exec_id)
         self._version = 0
         self._parent_cache: dict[str, tuple[int, dict[str, Any] | None, list[dict[str, Any]], bool]] = {}
@@ -99,13 +126,33 @@ class Lineage:
     def _put(self, exec_id: str, rec: dict[str, Any]) -> None:
         self.procs[exec_id] = rec
         self._version += 1
+        self._touch(exec_id)
+
+    @property
+    def tracked(self) -> int:
+        """Processes under the ``max_procs`` bound (0 without one)."""
+        return len(self._recent)
+
+    def _touch(self, exec_id: str) -> None:
+        """``exec_id`` was seen now; evict the least recently seen past ``max_procs``."""
+        if self.max_procs is None:
+            return
+        recent = self._recent
+        recent[exec_id] = None
+        recent.move_to_end(exec_id)
+        while len(recent) > self.max_procs:
+            old, _ = recent.popitem(last=False)
+            if old in self.procs:
+                del self.procs[old]
+                self.evicted += 1
+                self._version += 1
 
     def on_exec(self, host: str, ev: dict[str, Any], pl: dict[str, Any]) -> None:
         if pl.get("retval", 0) != 0:
             return  # a failed exec leaves the old image running
         eid = ev["exec_id"]
         rec = self.procs.get(eid)
-        img = [ev["ts_ns"], ev["comm"], pl["filename"], list(pl["argv"])]
+        img = [ev["ts_ns"], ev["comm"], pl["filename"], bounded_argv(pl["argv"])]
         if rec is None:
             rec = {"h": host, "pid": ev["pid"], "par": ev["parent_exec_id"],
                    "start": pl.get("start_time_ns", 0), "img": [img], "exit": None}
@@ -146,7 +193,7 @@ class Lineage:
             return  # probes saw it already: they are newer than the scan
         self._put(eid, {"h": host, "pid": ev["pid"], "par": ev["parent_exec_id"],
                         "start": pl.get("start_time_ns", 0),
-                        "img": [[0, ev["comm"], pl.get("exe"), list(pl.get("argv") or [])]],
+                        "img": [[0, ev["comm"], pl.get("exe"), bounded_argv(pl.get("argv") or [])]],
                         "exit": None})
 
     def expire(self, host: str, watermark_ns: int) -> int:
@@ -159,6 +206,7 @@ class Lineage:
             rec = self.procs.get(eid)
             if rec is not None and rec.get("exit") == ts:
                 del self.procs[eid]
+                self._recent.pop(eid, None)
                 self._version += 1
                 n += 1
         return n
@@ -167,8 +215,11 @@ class Lineage:
         """Re-learn pending expiries from the state (after a restart or rebalance)."""
         self._expiry.clear()
         self._parent_cache.clear()
+        self._recent.clear()
         self._version += 1
         for eid in self.procs:
+            if self.max_procs is not None:
+                self._recent[eid] = None
             rec = self.procs.get(eid)
             if rec and rec.get("exit") is not None:
                 heapq.heappush(self._expiry.setdefault(rec["h"], []), (rec["exit"], eid))
@@ -179,6 +230,7 @@ class Lineage:
         rec = self.procs.get(ev["exec_id"])
         if rec is None:
             return None, [], 0
+        self._touch(ev["exec_id"])
         img = _image_at(rec, ts)
         return img[2], img[3], rec["start"]
 

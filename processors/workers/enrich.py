@@ -18,32 +18,29 @@ import logging
 from typing import Any
 
 import faust
+from prometheus_client import Counter, Gauge
 
 from eunomia.config import Settings
 from eunomia.processors.enrich.enricher import HEARTBEAT, Enricher, Output
 from eunomia.processors.enrich.lineage import CachedMapping
+from eunomia.processors.enrich.oversize import fit_args
 from eunomia.processors.runtime.app import flush_tables, partitioned_table, tables_ready
 from eunomia.processors.runtime.container_feed import ContainerFeed
-from eunomia.processors.runtime.output import HIGH_VOLUME
+from eunomia.processors.runtime.output import HIGH_VOLUME, OversizedRecord
 from eunomia.processors.runtime.worker import Worker
-from eunomia.schemas import AvroCodec, CodecError
+from eunomia.schemas import CodecError
 
-__all__ = ["EnrichWorker", "make_codec"]
+__all__ = ["EnrichWorker"]
 
 log = logging.getLogger(__name__)
 BATCH = 2000
+EVICTED = Counter("eunomia_enrich_lineage_evicted", "Live processes evicted from the lineage "
+                  "past enrich.max_processes (least recently seen first)")
+PROCESSES = Gauge("eunomia_enrich_lineage_processes", "Processes in this worker's lineage bound")
+TOO_LARGE = Counter("eunomia_enrich_oversized", "Enriched events over the record size limit, by "
+                    "outcome (truncated argv, dead-lettered)", ["outcome"])
 # bad input, and records the enricher cannot use: dead letters, never a crash
 ENRICH_ERRORS = (CodecError, KeyError, TypeError, ValueError)
-
-
-def make_codec(settings: Settings) -> AvroCodec:
-    if settings.kafka.schema_registry_url:
-        from eunomia.schemas import default_store
-        from eunomia.schemas.registry import RegistryResolver
-
-        store = default_store()
-        return AvroCodec(store, RegistryResolver(settings.kafka.schema_registry_url, store))
-    return AvroCodec()
 
 
 class EnrichWorker(Worker):
@@ -51,19 +48,21 @@ class EnrichWorker(Worker):
 
     def __init__(self, settings: Settings, *, grace_s: float = 5.0, exit_grace_s: float = 120.0,
                  max_wall_hold_s: float = 30.0, **app_options: Any) -> None:
-        super().__init__("enrich", settings, codec=make_codec(settings), output_conf=HIGH_VOLUME,
+        super().__init__("enrich", settings, output_conf=HIGH_VOLUME,
                          **app_options)
         self.lineage = partitioned_table(self.app, "lineage", help="live processes by exec_id")
         self.pending = partitioned_table(self.app, "pending", help="events held for a container record")
         self.enricher = Enricher(CachedMapping(self.lineage), CachedMapping(self.pending),
                                  grace_ns=int(grace_s * 1e9), exit_grace_ns=int(exit_grace_s * 1e9),
-                                 max_wall_hold_s=max_wall_hold_s)
+                                 max_wall_hold_s=max_wall_hold_s,
+                                 max_procs=settings.enrich.max_processes)
         self.enricher.set_partition = self.set_partition
         self.feed = ContainerFeed(settings, self.codec)
         self.events_topic = settings.topic("raw.events")
         self.source = self.topic("raw.events", "raw.syscalls")
         self.out_topic = settings.topic("enriched.events")
         self.reload_needed = True  # held keys to re-read once the tables are recovered
+        self.evicted_seen = 0
         self.agent = self.app.agent(self.source, name="enrich")(self.enrich)
         self.app.timer(0.5)(self.release_held)
         self.app.on_partitions_assigned.connect(self.on_rebalance)
@@ -90,10 +89,18 @@ class EnrichWorker(Worker):
                 await asyncio.sleep(0.05)
             batch = self.owned(batch)
             self.drain_feed()
-            for _msg, outs in self.dlq.decoded(batch, self.enrich_one, ENRICH_ERRORS):
-                self.emit(outs)
+            for msg, outs in self.dlq.decoded(batch, self.enrich_one, ENRICH_ERRORS):
+                self.emit(outs, msg)
+            self.export_bounds()
             await self.out.flush()
             await flush_tables(self.app)
+
+    def export_bounds(self) -> None:
+        lin = self.enricher.lineage
+        if lin.evicted > self.evicted_seen:
+            EVICTED.inc(lin.evicted - self.evicted_seen)
+            self.evicted_seen = lin.evicted
+        PROCESSES.set(lin.tracked)
 
     def enrich_one(self, msg: Any) -> list[Output]:
         p = msg.partition
@@ -103,19 +110,39 @@ class EnrichWorker(Worker):
             return self.enricher.on_raw_event(self.codec.decode(msg.value, expect="raw_event"))
         return self.enricher.on_syscalls(self.codec.decode(msg.value, expect="syscall_counts"))
 
-    def emit(self, outs: list[Output]) -> None:
-        encode = self.codec.encode
+    def emit(self, outs: list[Output], source: Any = None) -> None:
+        """Enriched events to their topic; one over the record limit has its argv
+        cut (header ``eunomia-truncated``), or is a dead letter of ``source``
+        (the input message) when even that is not enough."""
+        limit = self.out.limit(self.out_topic)
         for key, rec in outs:
             try:
-                value = encode("enriched_event", rec)
+                fitted = fit_args(rec, lambda r: self.codec.encode("enriched_event", r),
+                                  limit - len(key) - 64)
             except CodecError as exc:  # a bug, not bad input: say so, keep going
                 log.error("enriched event %s does not fit the schema: %s", rec["event"]["id"], exc)
                 continue
+            if fitted is None:
+                TOO_LARGE.labels("dead-lettered").inc()
+                if source is not None:
+                    self.dlq.send(source.topic, source.partition, source.offset, source.key,
+                                  source.value, OversizedRecord(
+                                      f"enriched event {rec['event']['id']} over the {limit}-byte "
+                                      "limit even without argv"))
+                else:
+                    log.error("enriched event %s over the %d-byte limit even without argv: "
+                              "not written", rec["event"]["id"], limit)
+                continue
+            value, cut = fitted
+            headers = None
+            if cut:
+                TOO_LARGE.labels("truncated").inc()
+                headers = [("eunomia-truncated", f"argv: {cut} bytes cut".encode())]
             if rec["event"]["kind"] == HEARTBEAT:  # every partition holds some of the host's events
                 for partition in range(self.settings.topics.partitions):
-                    self.out.produce(self.out_topic, key.encode(), value, partition=partition)
+                    self.out.produce(self.out_topic, key.encode(), value, headers, partition=partition)
             else:
-                self.out.produce(self.out_topic, key.encode(), value)
+                self.out.produce(self.out_topic, key.encode(), value, headers)
 
     def drain_feed(self) -> None:
         for item in self.feed.drain():

@@ -37,7 +37,6 @@ class HealthWorker(Worker):
         self.health_table = partitioned_table(self.app, "reported",
                                               partitions=parts["producer.health"],
                                               help="reported lost ranges and drop totals")
-        self.alerts_topic = settings.topic("alerts")
         self.raw = self.topic("raw.events")
         self.beats = self.topic("producer.health")
         self.seq_agent = self.app.agent(self.raw, name="health-seq")(self.seqs)
@@ -46,7 +45,7 @@ class HealthWorker(Worker):
     def emit(self, alerts: list[dict[str, Any]]) -> None:
         for a in alerts:
             log.warning("%s", a["message"])
-            self.out.produce(self.alerts_topic, a["alert_id"].encode(), self.codec.encode("alert", a))
+            self.emit_alert(a)
 
     async def seqs(self, stream: faust.StreamT) -> None:
         """Agent: seq gaps on raw.events; the tracker's state is durable before

@@ -31,7 +31,7 @@ import faust
 from prometheus_client import Counter
 
 from eunomia.config import Settings
-from eunomia.processors.rules import RuleLoadError, RuleSet, load_files, ocsf_json, pack_files
+from eunomia.processors.rules import RuleLoadError, RuleSet, load_files, pack_files
 from eunomia.processors.rules.fleet import EventTimeError, FleetEngine, rule_of
 from eunomia.processors.rules.state_codec import (
     STATE_MAX_BYTES,
@@ -48,7 +48,6 @@ __all__ = ["EVALUATED", "RulesWorker", "load_rules"]
 log = logging.getLogger(__name__)
 
 EVALUATED = Counter("eunomia_rules_events_evaluated", "Enriched events evaluated by the rule engine")
-ALERTS = Counter("eunomia_alerts", "Alerts raised, by rule and level", ["rule", "level"])
 RELOADS = Counter("eunomia_rules_reloads", "Rule reloads, by result", ["result"])
 DROPPED = Counter("eunomia_rules_state_dropped", "Saved engine states not restored, by rule and "
                   "reason (rule changed, damaged)", ["rule", "reason"])
@@ -82,7 +81,6 @@ class RulesWorker(Worker):
         self.state = partitioned_table(self.app, "engine-state",
                                        help="rule engine state per input partition")
         self.source = self.topic("enriched.events")
-        self.alerts_topic, self.ocsf_topic = settings.topic("alerts"), settings.topic("alerts.ocsf")
         self.engines: dict[int, FleetEngine] = {}
         self.last_event: dict[int, float] = {}  # partition -> wall time of its last event
         self.warned: set[str] = set()  # rules whose oversized state was logged
@@ -121,10 +119,7 @@ class RulesWorker(Worker):
 
     def emit(self, alerts: list[dict[str, Any]]) -> None:
         for a in alerts:
-            key = a["alert_id"].encode()
-            self.out.produce(self.alerts_topic, key, self.codec.encode("alert", a))
-            self.out.produce(self.ocsf_topic, key, ocsf_json(a))
-            ALERTS.labels(a["rule_id"], a["level"]).inc()
+            self.emit_alert(a)
 
     def report(self, engine: FleetEngine) -> None:
         """Late counts to the metric, the engine's notices to the log (once each)."""

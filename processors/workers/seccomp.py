@@ -63,7 +63,7 @@ class SeccompWorker(Worker):
         self.by_image = self.topic("seccomp.by-image", internal=True,
                                    partitions=settings.topics.partitions)
         self.by_image_topic = settings.topic("seccomp.by-image")
-        self.profiles_topic, self.alerts_topic = settings.topic("seccomp.profiles"), settings.topic("alerts")
+        self.profiles_topic = settings.topic("seccomp.profiles")
         self.route_agent = self.app.agent(self.source, name="seccomp-route")(self.route)
         self.fold_agent = self.app.agent(self.by_image, name="seccomp-fold")(self.fold_images)
         self.app.timer(tick_s)(self.publish_quiet)
@@ -96,8 +96,7 @@ class SeccompWorker(Worker):
         state = self.images.get(obs.image) or new_state(obs.image, obs.image_id, obs.arch)
         bad = violations(state, obs)
         if bad:
-            rec = violation_alert(state, obs, bad)
-            self.out.produce(self.alerts_topic, rec["alert_id"].encode(), self.codec.encode("alert", rec))
+            self.emit_alert(violation_alert(state, obs, bad))
         if state["version"] and not self.learn_after_publish:
             obs = replace(obs, names=tuple(n for n in obs.names if n in state["syscalls"]))
         fold(state, obs, now)

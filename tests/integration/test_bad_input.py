@@ -24,6 +24,7 @@ interleaved with valid ones, in the same partitions. Then:
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import subprocess
@@ -282,6 +283,23 @@ def consume(settings: Settings, topic: str, until: Callable[[list[Any]], bool],
     return out
 
 
+def scrape(port: int) -> dict[tuple[str, ...], float]:
+    """A worker's eunomia samples: (name, worker, topic or rule) -> value summed
+    over the other labels."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    out: dict[tuple[str, ...], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.startswith("eunomia_"):
+                lab = sample.labels
+                key = (sample.name, lab.get("worker", ""), lab.get("topic", lab.get("rule", "")))
+                out[key] = out.get(key, 0.0) + sample.value
+    return out
+
+
 def header(msg: Any, name: str) -> str:
     return dict(msg.headers() or [])[name].decode()
 
@@ -435,6 +453,36 @@ def test_garbage_on_every_input_topic(settings: Settings, workers: dict[str, Wor
     assert gaps == want_gaps
     assert not [a for m in alerts if (a := CODEC.decode(m.value(), expect="alert"))["rule_id"]
                 not in ("BI-1", "producer-gap")], "an alert no valid input asked for"
+
+    # every alert, whichever worker raised it, is on alerts.ocsf too, as a finding of its id
+    alert_ids = {m.key().decode() for m in alerts}
+    ocsf = consume(settings, "alerts.ocsf", lambda got: {m.key().decode() for m in got} >= alert_ids,
+                   timeout=60)
+    findings = {m.key().decode(): json.loads(m.value()) for m in ocsf}
+    assert set(findings) == alert_ids
+    assert all(f["finding_info"]["uid"] == k and f["class_uid"] == 2004 for k, f in findings.items())
+    assert {f["finding_info"]["analytic"]["uid"] for f in findings.values()} == {"BI-1", "producer-gap"}
+    phase("findings read")
+
+    # -- each worker's metrics: events in, dead letters, events out, lag, alerts by worker
+    want_in = {(topic, reader): len(valid[topic]) + N_GARBAGE for topic, readers in READERS.items()
+               for reader in readers if topic != "containers"}  # containers: the feed, not an agent
+    dead_counts = {reader: Counter(src[0] for src in got) for reader, got in by_reader.items()}
+    for name, w in workers.items():
+        m = scrape(w.port)
+        for (topic, reader), n in want_in.items():
+            if reader == name:
+                got_in = m.get(("eunomia_worker_events_in_total", name, settings.topic(topic)), 0)
+                assert got_in >= n, (name, topic, got_in, n)
+        for topic, n in dead_counts[name].items():
+            assert m[("eunomia_worker_dead_letters_total", name, topic)] == n, (name, topic)
+        assert m[("eunomia_worker_events_out_total", name, settings.topic("dlq"))] >= sum(
+            dead_counts[name].values())
+        assert any(k[0] == "eunomia_worker_consumer_lag" and k[1] == name for k in m), name
+    # counters count emissions: a gap both sources report is emitted twice under one id
+    assert scrape(workers["rules"].port)[("eunomia_alerts_total", "rules", "BI-1")] >= N_ENRICHED
+    assert scrape(workers["health"].port)[("eunomia_alerts_total", "health", "producer-gap")] >= \
+        sum(1 for f in findings.values() if f["finding_info"]["analytic"]["uid"] == "producer-gap")
 
     want_images = {f"bi-direct-{k}" for k in range(N_ENRICHED)} | \
         {f"bi-img-{k}" for k in range(N_CONTAINERS)}

@@ -20,7 +20,7 @@ from eunomia.kafka.topics import create_topics
 from eunomia.processors.seccomp.profile import RUNC_AFTER_SECCOMP
 from eunomia.schemas import AvroCodec
 from eunomia.syscall_names import number
-from tests.support.kafka_io import read_topic
+from tests.support.kafka_io import consume, read_topic
 from tests.support.wait import wait_for
 from tests.support.workers import eunomia_env, start_worker, stop
 
@@ -86,6 +86,10 @@ def test_two_hosts_merge_then_a_new_syscall_alerts(settings: Settings, worker) -
     assert alert["rule_id"] == "seccomp-violation" and alert["level"] == "alert"
     assert alert["container_id"] == "ctr-c" and alert["image_name"] == IMAGE
     assert alert["fields"]["syscalls"] == "mkdir" and alert["host_id"] == "host-a"
+    # the SIEM's topic has it too, as an OCSF finding of the same id
+    findings = consume(settings, "alerts.ocsf", until=lambda got: len(got) >= 1, decode=None)
+    assert [(k.decode(), json.loads(v)["finding_info"]["analytic"]["uid"]) for k, v, _, _ in findings] \
+        == [(alert["alert_id"], "seccomp-violation")]
 
     dead = read_topic(settings, "dlq", "dead_letter", until=lambda got: len(got) >= 1)
     assert dead and dead[0]["processor"] == "seccomp"

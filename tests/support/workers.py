@@ -17,8 +17,13 @@ __all__ = ["eunomia_env", "start_worker", "stop", "workers"]
 
 
 def eunomia_env(settings: Settings) -> dict[str, str]:
-    """The environment that points an ``eunomia`` subprocess at ``settings``' broker and topics."""
+    """The environment that points an ``eunomia`` subprocess at ``settings``' broker,
+    topics, record limit, schema registry and metrics port (the last two when set)."""
+    registry, port = settings.kafka.schema_registry_url, settings.metrics_port
     return {**os.environ, "EUNOMIA_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+            "EUNOMIA_KAFKA__MAX_MESSAGE_BYTES": str(settings.kafka.max_message_bytes),
+            **({"EUNOMIA_KAFKA__SCHEMA_REGISTRY_URL": registry} if registry else {}),
+            **({"EUNOMIA_METRICS_PORT": str(port)} if port else {}),
             "EUNOMIA_TOPICS__PREFIX": settings.topics.prefix,
             "EUNOMIA_TOPICS__PARTITIONS": str(settings.topics.partitions),
             # a killed worker's partitions move on after 10 s, not Kafka's 45
