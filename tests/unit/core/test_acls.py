@@ -104,7 +104,8 @@ def test_the_workers_faust_app_uses_only_names_its_role_may(worker: str) -> None
     agent reads are the names the role's grants cover (drift between the workers and
     the topic layout fails here)."""
     s = _settings()
-    app = importlib.import_module(f"eunomia.processors.workers.{worker}").build_app(s)
+    module = importlib.import_module(f"eunomia.processors.workers.{worker}")
+    app = getattr(module, f"{worker.capitalize()}Worker")(s).app
     principal = resolve_principals(s)[worker][0]
     assert app.conf.id == worker_group(s, worker)
     assert _can(s, principal, "group", app.conf.id, "read")
