@@ -7,14 +7,11 @@ event time the set last grew, ``version``/``published`` the last profile put on
 ``seccomp.profiles``, ``alerted`` which (container, syscall) pairs already
 raised a violation alert.
 
-What is learned: every syscall of every process in the container's cgroup,
-including the runtime's own ``runc init`` (the producer counts per cgroup, and
-runc's init is in the cgroup before it applies the profile). The kernel-side
-counts cannot tell runc's syscalls from the workload's: the producer names a
-(cgroup, pid) record by the comm of its first syscall in the interval, and
-runc's init becomes the workload's pid 1 by execve. So the union includes
-runc's pre-seccomp setup calls (mount, pivot_root, ...), which makes the
-profile larger but never breaks the container.
+What is learned: every syscall of the container's processes from the
+workload's exec on. runc's init runs in the container's cgroup before that,
+setting the container up (mount, pivot_root, unshare, sethostname, keyctl,
+...); the producer does not count a task while its comm names runc's init
+(bpf/syscalls.c), so those escape primitives are not learned from runc.
 
 What is added: ``RUNC_AFTER_SECCOMP``, the syscalls runc (1.1) makes between
 loading the filter and execve'ing the workload. Without them a profile learned
