@@ -88,13 +88,27 @@ struct ev_hdr {
     char comm[16];
 };
 
+/* exe_flags: where the new image's file lives, read from mm->exe_file at exec */
+enum exe_flag {
+    EXE_UPPER_LAYER = 1,
+    EXE_TMPFS = 2,
+    EXE_MEMFD = 4,
+};
+
+/* stdin/stdout/stderr_family: the address family of a socket on fd 0-2 at
+ * exec (0: not a socket); vpid: the pid inside the process's pid namespace */
 struct ev_exec {
     struct ev_hdr hdr;
     s32 retval;
     u16 filename_len;
     u16 argv_len;
     u8 argv_truncated;
-    u8 pad[7];
+    u8 exe_flags;
+    u16 stdin_family;
+    u16 stdout_family;
+    u16 stderr_family;
+    u32 vpid;
+    u32 pad;
     char filename[PATH_MAX_LEN];
     char argv[ARGV_SIZE];
 };

@@ -16,6 +16,63 @@ struct exec_stash {
 
 BPF_HASH(exec_pending, u32, struct exec_stash, 4096);
 
+#define S_IFMT_ 0170000
+#define S_IFSOCK_ 0140000
+#define OVERLAYFS_MAGIC_ 0x794c7630
+#define TMPFS_MAGIC_ 0x01021994
+
+/* The family of the socket open on ``fd`` of the current task, 0 if none. */
+static __always_inline u16 fd_socket_family(u64 fdarr, u32 fd)
+{
+    u64 file = rd_u64(fdarr, (u64)fd * 8);
+    u64 inode = rd_u64(file, OFF_FILE_F_INODE);
+    if (!inode || (rd_u16(inode, OFF_INODE_I_MODE) & S_IFMT_) != S_IFSOCK_)
+        return 0;
+    u64 sk = rd_u64(rd_u64(file, OFF_FILE_PRIVATE_DATA), OFF_SOCKET_SK);
+    return rd_u16(sk, OFF_SK_FAMILY);
+}
+
+/* What the kernel knows at exec about the new image and the process: the
+ * file's origin (overlay upper layer, tmpfs, memfd), sockets on fds 0-2 and
+ * the pid inside its namespace (1: the container's init). */
+static __always_inline void exec_context(struct ev_exec *e)
+{
+    u64 task = bpf_get_current_task();
+    u64 fdt = rd_u64(rd_u64(task, OFF_TASK_FILES), OFF_FILES_FDT);
+    u64 fdarr = rd_u64(fdt, OFF_FDT_FD);
+    e->stdin_family = fd_socket_family(fdarr, 0);
+    e->stdout_family = fd_socket_family(fdarr, 1);
+    e->stderr_family = fd_socket_family(fdarr, 2);
+
+    u64 pidp = rd_u64(task, OFF_TASK_THREAD_PID);
+    u32 level = rd_u32(pidp, OFF_PID_LEVEL) & 31;
+    e->vpid = rd_u32(pidp, OFF_PID_NUMBERS + (u64)level * SIZEOF_UPID + OFF_UPID_NR);
+
+    u8 flags = 0;
+    u64 exe = rd_u64(rd_u64(task, OFF_TASK_MM), OFF_MM_EXE_FILE);
+    u64 inode = rd_u64(exe, OFF_FILE_F_INODE);
+    u64 magic = rd_u64(rd_u64(inode, OFF_INODE_I_SB), OFF_SB_S_MAGIC);
+    if (magic == OVERLAYFS_MAGIC_) {
+        /* struct ovl_inode embeds the vfs inode; a file created or changed in
+         * the container has an upper dentry */
+        u64 ovl = inode - OFF_OVL_INODE_VFS_INODE;
+        if (OFF_OVL_INODE_UPPERDENTRY && rd_u64(ovl, OFF_OVL_INODE_UPPERDENTRY))
+            flags |= EXE_UPPER_LAYER;
+    } else if (magic == TMPFS_MAGIC_) {
+        char name[8] = {};
+        u64 dentry = rd_u64(exe, OFF_FILE_F_PATH_DENTRY);
+        u64 np = rd_u64(dentry, OFF_DENTRY_D_NAME_NAME);
+        if (np)
+            bpf_probe_read_kernel(name, 6, (void *)np);
+        if (name[0] == 'm' && name[1] == 'e' && name[2] == 'm' && name[3] == 'f' && name[4] == 'd'
+            && name[5] == ':')
+            flags |= EXE_MEMFD;
+        else
+            flags |= EXE_TMPFS;
+    }
+    e->exe_flags = flags;
+}
+
 static __always_inline int exec_enter(u64 filename, u64 argv, u32 kind)
 {
     if (is_self() || group_off(GRP_PROCESS))
@@ -55,6 +112,10 @@ static __always_inline int exec_exit(void *ctx, long ret)
     fill_hdr(&e->hdr, st.kind);
     e->retval = ret;
     e->argv_truncated = 0;
+    e->exe_flags = 0;
+    e->stdin_family = e->stdout_family = e->stderr_family = 0;
+    e->vpid = 0;
+    e->pad = 0;
     int n = bpf_probe_read_user_str(e->filename, PATH_MAX_LEN, (void *)st.filename);
     e->filename_len = n > 0 ? n : 0;
     u32 off = 0;
@@ -106,6 +167,8 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
         kind = s->kind;
     fill_hdr(&e->hdr, kind);
     e->retval = 0;
+    e->pad = 0;
+    exec_context(e);
     u16 loc = args->data_loc_filename & 0xFFFF;
     int n = bpf_probe_read_kernel_str(e->filename, PATH_MAX_LEN, (void *)args + loc);
     e->filename_len = n > 0 ? n : 0;

@@ -5,11 +5,20 @@
  * buffered: user space flips sc_ctl[0] each interval and drains the idle pair,
  * so no increment is lost between read and delete. Overhead: one per-CPU hash
  * lookup per syscall on the host.
+ *
+ * runc's init names itself "runc:[0:PARENT]", "runc:[1:CHILD]", "runc:[2:INIT]"
+ * while it sets a container up inside the container's cgroup, until it execs
+ * the workload: its calls (mount, pivot_root, unshare, ...) are the runtime's,
+ * not the workload's, and are not counted, so a profile learned from the counts
+ * holds what the workload uses.
  */
 #include "events.h"
 
 #define SC_MAX_KEYS 32768
 #define SC_MAX_PROCS 8192
+
+#define RUNC_INIT_PREFIX 0x5b3a636e7572ULL /* "runc:[" little-endian */
+#define PREFIX6_MASK 0xffffffffffffULL
 
 BPF_ARRAY(sc_ctl, u32, 1);
 BPF_PERCPU_HASH(sc_counts0, struct sc_key, u64, SC_MAX_KEYS);
@@ -34,6 +43,9 @@ RAW_TRACEPOINT_PROBE(sys_enter)
     u64 pt = bpf_get_current_pid_tgid();
     u32 pid = pt >> 32;
     if (pid == SELF_TGID || pid == 0 || group_off(GRP_SYSCALLS))
+        return 0;
+    u64 comm8 = rd_u64(bpf_get_current_task(), OFF_TASK_COMM);
+    if ((comm8 & PREFIX6_MASK) == RUNC_INIT_PREFIX)
         return 0;
     struct sc_key k = {};
     k.cgroup_id = bpf_get_current_cgroup_id();

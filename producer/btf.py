@@ -164,6 +164,13 @@ OFFSETS: dict[str, tuple[str, str]] = {
     "PID_LEVEL": ("pid", "level"),
     "PID_NUMBERS": ("pid", "numbers"),
     "UPID_NS": ("upid", "ns"),
+    "UPID_NR": ("upid", "nr"),
+    "MM_EXE_FILE": ("mm_struct", "exe_file"),
+    "FILE_F_PATH_DENTRY": ("file", "f_path.dentry"),
+    "DENTRY_D_NAME_NAME": ("dentry", "d_name.name"),
+    "INODE_I_MODE": ("inode", "i_mode"),
+    "INODE_I_SB": ("inode", "i_sb"),
+    "SB_S_MAGIC": ("super_block", "s_magic"),
     "MM_ARG_START": ("mm_struct", "arg_start"),
     "MM_ARG_END": ("mm_struct", "arg_end"),
     "FILES_FDT": ("files_struct", "fdt"),
@@ -199,6 +206,12 @@ OFFSETS: dict[str, tuple[str, str]] = {
     "PT_REGS_DX": ("pt_regs", "dx"),
 }
 SIZES: dict[str, str] = {"UPID": "upid", "PERCPU_COUNTER": "percpu_counter"}
+# overlayfs may be a module whose types are not in vmlinux: without them an exe
+# on overlay is never reported as from the upper layer (the offset reads 0)
+OPTIONAL_OFFSETS: dict[str, tuple[str, str]] = {
+    "OVL_INODE_VFS_INODE": ("ovl_inode", "vfs_inode"),
+    "OVL_INODE_UPPERDENTRY": ("ovl_inode", "__upperdentry"),
+}
 
 
 @cache
@@ -216,6 +229,12 @@ def kernel_offsets(path: Path = VMLINUX) -> dict[str, int]:
     btf = load(path)
     out = {f"OFF_{name}": btf.offsetof(s, m) for name, (s, m) in OFFSETS.items()}
     out.update({f"SIZEOF_{name}": btf.struct_size(s) for name, s in SIZES.items()})
+    for name, (s, m) in OPTIONAL_OFFSETS.items():
+        try:
+            out[f"OFF_{name}"] = btf.offsetof(s, m)
+        except BtfError:
+            out["OFF_OVL_INODE_VFS_INODE"] = out["OFF_OVL_INODE_UPPERDENTRY"] = 0
+            break
     return out
 
 

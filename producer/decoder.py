@@ -145,7 +145,9 @@ class Decoder:
         return "ExecPayload", {
             "filename": _cstr(buf, fn_off, f["filename_len"]), "argv": argv,
             "argv_truncated": bool(f["argv_truncated"]), "retval": f["retval"],
-            "start_time_ns": self.clock.utc(f["hdr.start_ns"])}
+            "start_time_ns": self.clock.utc(f["hdr.start_ns"]), "exe_flags": f["exe_flags"],
+            "stdio_families": [f["stdin_family"], f["stdout_family"], f["stderr_family"]],
+            "vpid": f["vpid"]}
 
     def _fork(self, buf: bytes, rec: dict[str, Any]) -> tuple[str, dict]:
         f = self._fields("ev_fork", buf)

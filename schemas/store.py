@@ -3,7 +3,9 @@
 A reader of single-object encoded data learns the writer schema only from its
 fingerprint, so the store keeps, per fingerprint, the writer schema and the
 current reader schema of the same full name; schema resolution (fastavro) then
-fills fields added since with their defaults.
+fills fields added since with their defaults. Earlier versions of the packaged
+schemas (``older/<name>.<n>.avsc``) are known from the start, so recordings,
+spools and topics written before an upgrade stay readable without a registry.
 """
 
 from __future__ import annotations
@@ -68,6 +70,10 @@ class SchemaStore:
             self._fp[name] = fp
             self._by_fullname[parsed["name"]] = name
             self._writers[fp] = WriterVersion(name, parsed, None, text)
+        if directory is None:
+            for older in sorted(resources.files("eunomia.schemas").joinpath("older").iterdir()):
+                if older.name.endswith(".avsc"):
+                    self.add_writer(older.read_text())
 
     def parsed(self, name: str) -> Any:
         try:

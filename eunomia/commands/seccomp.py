@@ -100,6 +100,23 @@ def _find(profiles: dict[str, dict[str, Any]], image: str) -> dict[str, Any]:
     raise ProfileNotFound(f"no seccomp profile published for {image!r} (known: {known})")
 
 
+def _settings() -> Any:
+    from eunomia.config import load_settings
+
+    return load_settings()
+
+
+def _control(image: str, body: dict[str, Any]) -> None:
+    """A control record for the seccomp worker that owns ``image``'s state."""
+    from confluent_kafka import Producer
+
+    settings = _settings()
+    p = Producer(settings.kafka.librdkafka())
+    p.produce(settings.topic("seccomp.by-image"), json.dumps(body).encode(), image.encode())
+    if p.flush(30):
+        raise EunomiaError(f"could not deliver the seccomp control record for {image} in 30 s")
+
+
 def register(app: typer.Typer, _worker_app: typer.Typer) -> None:
     seccomp_app = typer.Typer(no_args_is_help=True, help="Learned per-image seccomp allowlists.")
     app.add_typer(seccomp_app, name="seccomp")
@@ -131,6 +148,27 @@ def register(app: typer.Typer, _worker_app: typer.Typer) -> None:
             typer.echo(text, nl=False)
         else:
             out.write_text(text)
+
+    @seccomp_app.command("approve")
+    def approve(image: str = typer.Argument(..., help="image name as published"),
+                syscalls: list[str] = typer.Argument(..., help="syscall names to allow")) -> None:
+        """Allow SYSCALLS in IMAGE's frozen profile (a violation judged benign)."""
+        from eunomia.errors import ConfigError
+        from eunomia.syscall_names import number
+
+        rec = _find(read_profiles(_settings()), image)
+        unknown = [n for n in syscalls if number(rec["arch"], n) is None]
+        if unknown:
+            raise ConfigError(f"unknown syscall name(s) for {rec['arch']}: {', '.join(unknown)}")
+        _control(rec["image"], {"control": "approve", "names": sorted(set(syscalls))})
+        typer.echo(f"approved for {rec['image']}: {', '.join(sorted(set(syscalls)))}")
+
+    @seccomp_app.command("relearn")
+    def relearn(image: str = typer.Argument(..., help="image name as published")) -> None:
+        """Start a new learning period for IMAGE: its set grows again, then freezes."""
+        rec = _find(read_profiles(_settings()), image)
+        _control(rec["image"], {"control": "relearn"})
+        typer.echo(f"{rec['image']} learns again")
 
     @seccomp_app.command("list")
     def list_(quiet: float = typer.Option(300.0, "--quiet-period", help="seconds without growth "

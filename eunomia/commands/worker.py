@@ -57,14 +57,21 @@ def seccomp(store: str = StoreOpt, data_dir: Path | None = DataOpt, web_port: in
                                            "stay unchanged before its profile is published"),
             max_wait: float = typer.Option(60.0, "--max-wait", help="publish at the latest this "
                                            "many seconds after the first unpublished growth"),
-            freeze: bool = typer.Option(False, "--freeze/--keep-learning", help="after the first "
-                                        "profile, only alert on new syscalls (no growth)"),
+            learn_period: float = typer.Option(600.0, "--learn-period", help="seconds of event "
+                                               "time an image learns before its set freezes"),
+            learn_containers: int = typer.Option(3, "--learn-containers", help="containers an "
+                                                 "image learns from before its set freezes"),
+            freeze: bool = typer.Option(False, "--freeze", help="freeze each set after its first "
+                                        "observation: calls outside it only alert"),
+            keep_learning: bool = typer.Option(False, "--keep-learning", help="never freeze: "
+                                               "calls outside a profile alert and join it"),
             loglevel: str = LogOpt) -> None:
     """Fold enriched syscall counts into per-image seccomp profiles and alerts."""
     from eunomia.processors.workers.seccomp import SeccompWorker
 
-    _start(partial(SeccompWorker, debounce_s=debounce, max_wait_s=max_wait,
-                   learn_after_publish=not freeze),
+    period: float | None = None if keep_learning else 0.0 if freeze else learn_period
+    _start(partial(SeccompWorker, debounce_s=debounce, max_wait_s=max_wait, learn_period_s=period,
+                   learn_containers=1 if freeze else learn_containers),
            store=store, data_dir=data_dir, web_port=web_port, loglevel=loglevel)
 
 

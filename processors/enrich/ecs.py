@@ -23,6 +23,7 @@ CATEGORY = {
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 _FAMILY = {1: "unix", 2: "ipv4", 10: "ipv6"}
 _TRANSPORT = {6: "tcp", 17: "udp", 1: "icmp", 58: "ipv6-icmp", 132: "sctp"}
+_EXE_ORIGINS = ((4, "memfd"), (1, "upper_layer"), (2, "tmpfs"))  # bpf/events.h exe_flag
 _SIGNALS = {s.value: s.name for s in _signal.Signals}
 
 
@@ -69,8 +70,20 @@ def payload_fields(kind: str, pl: dict[str, Any] | None, out: dict[str, Any]) ->
         _result(event, pl.get("retval"))
     elif "filename" in pl:  # ExecPayload
         _result(event, pl.get("retval"))
+        if pl.get("retval", 0) == 0:
+            _exec_context(pl, out["process"])
     elif "exit_code" in pl:  # ExitPayload
         out["process"]["exit_code"] = pl["exit_code"]
+
+
+def _exec_context(pl: dict[str, Any], proc: dict[str, Any]) -> None:
+    """What the kernel told at a successful exec: the image file's origin,
+    sockets on the standard streams and the pid in the process's namespace."""
+    flags = pl.get("exe_flags", 0)
+    proc["exe_origin"] = next((origin for bit, origin in _EXE_ORIGINS if flags & bit), "image")
+    families = [f for f in pl.get("stdio_families") or () if f]
+    proc["stdio_socket"] = _FAMILY.get(families[0], str(families[0])) if families else ""
+    proc["vpid"] = pl.get("vpid", 0)
 
 
 def _result(event: dict[str, Any], retval: int | None) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from eunomia.processors.enrich.container_join import ContainerDirectory, container_key, identify
 from eunomia.processors.enrich.ecs import CATEGORY, payload_fields
-from eunomia.processors.enrich.lineage import CachedMapping, Lineage
+from eunomia.processors.enrich.lineage import MULTICALL_COMMS, CachedMapping, Lineage
 from eunomia.schemas.kinds import HEARTBEAT
 from eunomia.signals import signal_name
 from eunomia.syscall_names import SyscallTableError, resolve
@@ -194,6 +194,9 @@ class Enricher:
         ts = rec["ts_ns"]
         lin = self.lineage
         exe, args, start = lin.process_fields(rec, ts)
+        name = rec["comm"]
+        if name in MULTICALL_COMMS:  # a busybox applet: named as its argv says
+            name = lin.name_at(rec["exec_id"], ts) or name
         if topic == "e":
             ppid = rec["ppid"]
             parent, ancestors, complete = lin.parents(rec["parent_exec_id"], ts, ppid)
@@ -210,11 +213,12 @@ class Enricher:
                       "category": CATEGORY.get(kind, "privilege"), "outcome": "unknown",
                       "ts_ns": ts, "seq": rec["seq"], "result": 0},
             "host": {"id": host, "boot_id": rec["boot_id"]},
-            "process": {"pid": rec["pid"], "tid": rec.get("tid", rec["pid"]), "name": rec["comm"],
+            "process": {"pid": rec["pid"], "tid": rec.get("tid", rec["pid"]), "name": name,
                         "executable": exe, "args": args, "exec_id": rec["exec_id"],
                         "start_ns": start, "ppid": ppid, "exit_code": None, "parent": parent,
                         "ancestors": ancestors,
-                        "lineage_complete": complete and exe is not None},
+                        "lineage_complete": complete and exe is not None,
+                        "exe_origin": "", "stdio_socket": "", "vpid": 0},
             "container": container,
             "orchestrator": orch,
         }

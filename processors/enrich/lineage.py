@@ -13,7 +13,8 @@ from collections import OrderedDict
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
-__all__ = ["MAX_ANCESTORS", "MAX_ARGV_BYTES", "CachedMapping", "Lineage", "bounded_argv"]
+__all__ = ["MAX_ANCESTORS", "MAX_ARGV_BYTES", "MULTICALL_COMMS", "CachedMapping", "Lineage", "bounded_argv",
+           "program_name"]
 
 MAX_ANCESTORS = 8
 MAX_IMAGES = 4
@@ -21,6 +22,22 @@ MAX_IMAGES = 4
 # two images crashed faust's producer) and every descendant's event repeats it
 MAX_ARGV_BYTES = 32 * 1024
 _MISSING: Any = object()
+_MULTICALL = ("busybox", "toybox")
+# comms that name a multi-call binary or its re-exec through /proc/self/exe
+MULTICALL_COMMS = frozenset(("exe", *_MULTICALL))
+
+
+def program_name(comm: str, filename: str, argv: list[str]) -> str:
+    """The program a process runs, as rules name it: its comm, except for a
+    multi-call binary (busybox, toybox), which runs the applet that argv[0] (or
+    argv[1] after the binary's own name) names; a re-exec through /proc/self/exe
+    has the comm "exe" whatever the applet."""
+    if not argv or (comm not in MULTICALL_COMMS and filename.rsplit("/", 1)[-1] not in _MULTICALL):
+        return comm
+    name = argv[0].rsplit("/", 1)[-1]
+    if name in _MULTICALL and len(argv) > 1:
+        name = argv[1].rsplit("/", 1)[-1]
+    return name[:15] or comm
 
 
 class CachedMapping(MutableMapping[str, Any]):
@@ -152,7 +169,8 @@ class Lineage:
             return  # a failed exec leaves the old image running
         eid = ev["exec_id"]
         rec = self.procs.get(eid)
-        img = [ev["ts_ns"], ev["comm"], pl["filename"], bounded_argv(pl["argv"])]
+        img = [ev["ts_ns"], program_name(ev["comm"], pl["filename"], pl["argv"]), pl["filename"],
+               bounded_argv(pl["argv"])]
         if rec is None:
             rec = {"h": host, "pid": ev["pid"], "par": ev["parent_exec_id"],
                    "start": pl.get("start_time_ns", 0), "img": [img], "exit": None}
@@ -233,6 +251,11 @@ class Lineage:
         self._touch(ev["exec_id"])
         img = _image_at(rec, ts)
         return img[2], img[3], rec["start"]
+
+    def name_at(self, exec_id: str, ts: int) -> str | None:
+        """The program name (``program_name``) a process ran at ``ts``, if known."""
+        rec = self.procs.get(exec_id)
+        return _image_at(rec, ts)[1] or None if rec is not None else None
 
     def known(self, exec_id: str) -> bool:
         return exec_id in self.procs

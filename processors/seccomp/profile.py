@@ -7,14 +7,11 @@ event time the set last grew, ``version``/``published`` the last profile put on
 ``seccomp.profiles``, ``alerted`` which (container, syscall) pairs already
 raised a violation alert.
 
-What is learned: every syscall of every process in the container's cgroup,
-including the runtime's own ``runc init`` (the producer counts per cgroup, and
-runc's init is in the cgroup before it applies the profile). The kernel-side
-counts cannot tell runc's syscalls from the workload's: the producer names a
-(cgroup, pid) record by the comm of its first syscall in the interval, and
-runc's init becomes the workload's pid 1 by execve. So the union includes
-runc's pre-seccomp setup calls (mount, pivot_root, ...), which makes the
-profile larger but never breaks the container.
+What is learned: every syscall of the container's processes from the
+workload's exec on. runc's init runs in the container's cgroup before that,
+setting the container up (mount, pivot_root, unshare, sethostname, keyctl,
+...); the producer does not count a task while its comm names runc's init
+(bpf/syscalls.c), so those escape primitives are not learned from runc.
 
 What is added: ``RUNC_AFTER_SECCOMP``, the syscalls runc (1.1) makes between
 loading the filter and execve'ing the workload. Without them a profile learned
@@ -40,12 +37,15 @@ __all__ = [
     "RUNC_AFTER_SECCOMP",
     "Observation",
     "allowlist",
+    "approve",
     "fold",
+    "freeze_due",
     "is_learning",
     "mark_published",
     "new_state",
     "profile_record",
     "publish_due",
+    "relearn",
     "render_oci",
     "render_spo",
     "violations",
@@ -92,7 +92,8 @@ def new_state(image: str, image_id: str | None, arch: str) -> dict[str, Any]:
     return {"image": image, "image_id": image_id, "arch": arch, "syscalls": {},
             "unresolved": [], "hosts": [], "containers": [], "grew_ns": 0,
             "changed_wall_ns": 0, "dirty_since_wall_ns": 0, "version": 0,
-            "published": [], "published_wall_ns": 0, "alerted": {}}
+            "published": [], "published_wall_ns": 0, "alerted": {}, "first_ns": 0,
+            "frozen": False}
 
 
 def _add_sorted(items: list[Any], value: Any) -> None:
@@ -151,10 +152,45 @@ def mark_published(state: dict[str, Any], now_wall_ns: int) -> int:
     return int(state["version"])
 
 
+def freeze_due(state: dict[str, Any], ts_ns: int, period_ns: int | None, containers: int,
+               current: str = "") -> bool:
+    """The learning period is over at event time ``ts_ns``: ``period_ns`` since the
+    image's first observation and at least ``containers`` containers other than
+    the ``current`` one seen (both), so a container is never frozen in the middle
+    of the run that counts it. ``period_ns`` None never freezes (learn for ever)."""
+    if state.get("frozen") or period_ns is None:
+        return bool(state.get("frozen"))
+    first = state.get("first_ns") or ts_ns
+    others = sum(1 for c in state["containers"] if c != current)
+    return ts_ns - first >= period_ns and others >= containers
+
+
+def approve(state: dict[str, Any], names: list[str], ts_ns: int, now_wall_ns: int) -> list[str]:
+    """Add ``names`` to a (frozen) image's set by an operator's decision; the
+    profile is republished as if it had grown."""
+    new = [n for n in sorted(set(names)) if n not in state["syscalls"]]
+    for n in new:
+        state["syscalls"][n] = [ts_ns, ts_ns]
+    if new:
+        state["changed_wall_ns"] = now_wall_ns
+        state["dirty_since_wall_ns"] = state["dirty_since_wall_ns"] or now_wall_ns
+    for container, done in list(state["alerted"].items()):
+        state["alerted"][container] = [n for n in done if n not in names]
+    return new
+
+
+def relearn(state: dict[str, Any]) -> None:
+    """Start a new learning period: the set grows again until it freezes anew."""
+    state["frozen"] = False
+    state["first_ns"] = 0
+
+
 def violations(state: dict[str, Any], obs: Observation) -> list[str]:
     """Syscalls of ``obs`` outside the published profile not yet alerted for
-    this container (each pair alerts once; bounded memory per image)."""
-    if not state["version"]:
+    this container (each pair alerts once; bounded memory per image). Only a
+    frozen (stable) profile has violations: while it learns, new calls are
+    the workload's normal behaviour."""
+    if not state["version"] or not state.get("frozen"):
         return []
     allowed = set(state["published"])
     alerted = state["alerted"]

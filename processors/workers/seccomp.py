@@ -8,10 +8,16 @@ observations re-keyed by image on the internal ``seccomp.by-image`` topic;
 publishes debounced profiles of the images this worker actively owns. Both
 agents wait, before a batch is acknowledged, until its output and its table
 changes are on the broker.
+
+An image learns for a learning period (event time since its first observation,
+and a number of containers), then its set freezes: a later syscall outside
+the profile is a violation and joins the set only by ``eunomia seccomp
+approve`` or a relearn, control records on ``seccomp.by-image``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import replace
@@ -31,11 +37,14 @@ from eunomia.processors.seccomp.observation import (
 )
 from eunomia.processors.seccomp.profile import (
     Observation,
+    approve,
     fold,
+    freeze_due,
     mark_published,
     new_state,
     profile_record,
     publish_due,
+    relearn,
     violations,
 )
 from eunomia.schemas import CodecError
@@ -49,14 +58,16 @@ ROUTE_ERRORS = (CodecError, SyscallTableError, KeyError, TypeError, ValueError)
 
 
 class SeccompWorker(Worker):
-    """``learn_after_publish=False`` freezes an image's set at its first profile:
-    later syscalls only alert."""
+    """``learn_period_s``/``learn_containers``: how long and from how many
+    containers an image learns before its set freezes (None: never freezes)."""
 
     def __init__(self, settings: Settings, *, debounce_s: float = 5.0, max_wait_s: float = 60.0,
-                 learn_after_publish: bool = True, tick_s: float = 0.5, batch: int = 500,
-                 **app_options: Any) -> None:
+                 learn_period_s: float | None = 600.0, learn_containers: int = 3,
+                 tick_s: float = 0.5, batch: int = 500, **app_options: Any) -> None:
         super().__init__("seccomp", settings, **app_options)
-        self.learn_after_publish, self.batch = learn_after_publish, batch
+        self.batch = batch
+        self.learn_period_ns = None if learn_period_s is None else int(learn_period_s * 1e9)
+        self.learn_containers = learn_containers
         self.debounce_ns, self.max_wait_ns = int(debounce_s * 1e9), int(max_wait_s * 1e9)
         self.images = partitioned_table(self.app, "images", help="learned syscall state per image")
         self.source = self.topic("enriched.events")
@@ -87,17 +98,25 @@ class SeccompWorker(Worker):
         between repeats them (identical ids) instead of losing them."""
         async for events in stream.take_events(self.batch, within=0.05):
             for ev in await self.guard.admit(events):
-                self.fold_one(decode_observation(ev.message.value), ev.message.partition)
+                control = json.loads(ev.message.value).get("control")
+                if control is not None:
+                    self.control(control, ev.message.key.decode(), json.loads(ev.message.value),
+                                 ev.message.partition)
+                else:
+                    self.fold_one(decode_observation(ev.message.value), ev.message.partition)
             await self.out.flush()
             await flush_tables(self.app)
 
     def fold_one(self, obs: Observation, partition: int) -> None:
         now = time.time_ns()
         state = self.images.get(obs.image) or new_state(obs.image, obs.image_id, obs.arch)
+        state["first_ns"] = state.get("first_ns") or obs.ts_ns
+        state["frozen"] = freeze_due(state, obs.ts_ns, self.learn_period_ns, self.learn_containers,
+                                     obs.container)
         bad = violations(state, obs)
         if bad:
             self.emit_alert(violation_alert(state, obs, bad))
-        if state["version"] and not self.learn_after_publish:
+        if state["frozen"]:
             obs = replace(obs, names=tuple(n for n in obs.names if n in state["syscalls"]))
         fold(state, obs, now)
         if publish_due(state, now, self.debounce_ns, self.max_wait_ns):
@@ -105,6 +124,27 @@ class SeccompWorker(Worker):
         state["partition"] = partition
         self.images.write_partition = partition
         self.images[obs.image] = state
+
+    def control(self, command: str, image: str, body: dict[str, Any], partition: int) -> None:
+        """An operator's decision on an image: approve syscalls, or relearn."""
+        state = self.images.get(image)
+        if state is None:
+            log.warning("seccomp %s for unknown image %s ignored", command, image)
+            return
+        now = time.time_ns()
+        if command == "approve":
+            added = approve(state, list(body.get("names") or []), now, now)
+            log.info("seccomp %s: approved %s", image, ", ".join(added) or "nothing new")
+        elif command == "relearn":
+            relearn(state)
+            log.info("seccomp %s: learning again", image)
+        else:
+            log.warning("unknown seccomp control %r for %s ignored", command, image)
+            return
+        if publish_due(state, now, 0, self.max_wait_ns):
+            self.publish(state, now)
+        self.images.write_partition = partition
+        self.images[image] = state
 
     def publish(self, state: dict[str, Any], now: int) -> None:
         version = mark_published(state, now)

@@ -55,6 +55,7 @@ def worker(settings: Settings, request: pytest.FixtureRequest) -> Iterator[subpr
         stop(proc, timeout=30)
 
 
+@pytest.mark.parametrize("worker", [["--learn-period", "0", "--learn-containers", "2"]], indirect=True)
 def test_two_hosts_merge_then_a_new_syscall_alerts(settings: Settings, worker) -> None:
     create_topics(settings)
     p = Producer(settings.kafka.librdkafka())
@@ -114,16 +115,28 @@ def test_frozen_profile_only_alerts(settings: Settings, worker) -> None:
     p.produce(src, enriched("host-a", "ctr-a", 1, ["read", "write"]), b"host-a/ctr-a")
     p.flush(30)
     wait_for(lambda: read_profiles(settings).get(IMAGE), "the first profile")
-    p.produce(src, enriched("host-a", "ctr-b", 2, ["read", "mkdir"]), b"host-a/ctr-b")
+    p.produce(src, enriched("host-a", "ctr-b", 2, ["read", "mkdir", "chmod"]), b"host-a/ctr-b")
     p.produce(src, enriched("host-a", "ctr-a", 3, ["write"]), b"host-a/ctr-a")  # a marker after it
     p.flush(30)
     alerts = read_topic(settings, "alerts", "alert", until=lambda got: len(got) >= 1)
-    assert [a["fields"]["syscalls"] for a in alerts] == ["mkdir"]
+    assert [a["fields"]["syscalls"] for a in alerts] == ["chmod,mkdir"]
     # a frozen set does not grow, so nothing is republished: still v1 without mkdir
     # after three debounce periods (a learning worker republishes within one)
     time.sleep(3.0)
     rec = read_profiles(settings)[IMAGE]
     assert rec["version"] == 1 and "mkdir" not in rec["profile_json"]
+
+    # an operator approves mkdir: the next version holds it, not chmod
+    env = eunomia_env(settings)
+    bad = subprocess.run([sys.executable, "-m", "eunomia", "seccomp", "approve", IMAGE, "mkdirr"],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "unknown syscall name(s) for x86_64: mkdirr" in bad.stderr
+    subprocess.run([sys.executable, "-m", "eunomia", "seccomp", "approve", IMAGE, "mkdir"],
+                   env=env, capture_output=True, text=True, timeout=60, check=True)
+    rec = wait_for(lambda: (r := read_profiles(settings).get(IMAGE)) and r["version"] >= 2 and r,
+                   "the profile with the approved call")
+    names = json.loads(rec["profile_json"])["syscalls"][0]["names"]
+    assert "mkdir" in names and "chmod" not in names
 
 
 NAMES = [  # one syscall per record, each known to libseccomp

@@ -21,7 +21,7 @@ def ev(kind: str, t: float, *, name: str = "app", exec_id: str = "x1", container
        file: dict[str, Any] | None = None, dport: int | None = None, daddr: str = "10.0.0.9",
        syscall: str | None = None, outcome: str = "success", image: str = "busybox",
        args: list[str] | None = None, executable: str | None = None, eid: str | None = None,
-       **extra: Any) -> dict[str, Any]:
+       exe_origin: str = "", stdio_socket: str = "", vpid: int = 0, **extra: Any) -> dict[str, Any]:
     """One enriched event at ``t`` seconds; keyword names pick the interesting fields."""
     seq = next(_seq)
     anc = ancestors if ancestors is not None else [parent(pname, "p0")]
@@ -32,7 +32,8 @@ def ev(kind: str, t: float, *, name: str = "app", exec_id: str = "x1", container
         "process": {"pid": 100, "tid": 100, "name": name, "executable": executable or f"/bin/{name}",
                     "args": args or [name], "exec_id": exec_id, "start_ns": 0, "ppid": 1,
                     "exit_code": None, "parent": anc[0] if anc else None, "ancestors": anc,
-                    "lineage_complete": True},
+                    "lineage_complete": True, "exe_origin": exe_origin,
+                    "stdio_socket": stdio_socket, "vpid": vpid},
         "user": {"id": uid, "group_id": uid},
         "container": {"id": container, "name": "web", "image_name": image, "image_id": None,
                       "runtime": "podman", "labels": {}, "cgroup_id": 7, "cgroup_path": None,

@@ -30,25 +30,30 @@ def r(path: str, t: float = 1, **kw: Any) -> dict[str, Any]:
 
 
 CASES: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {
-    "EUN-1001": ([ev("exec", 1, name="bash")], [ev("exec", 1, name="bash", container="host"),
-                                               ev("exec", 1, name="nginx")]),
-    "EUN-1002": ([ev("exec", 1, name="sh", exec_id="shell-1"),
-                  ev("connect", 5, name="nc", exec_id="nc-1", ancestors=SH, dport=4444)],
-                 [ev("exec", 1, name="sh", exec_id="shell-1"),
-                  ev("connect", 40, name="nc", exec_id="nc-1", ancestors=SH, dport=4444),
-                  ev("connect", 5, name="nc", exec_id="nc-2", dport=4444, daddr="127.0.0.1",
-                     ancestors=SH)]),
+    "EUN-1001": ([ev("exec", 1, name="bash"), ev("exec", 1, name="sh", vpid=7)],
+                 [ev("exec", 1, name="bash", container="host"), ev("exec", 1, name="nginx"),
+                  ev("exec", 1, name="sh", vpid=1)]),
+    "EUN-1002": ([ev("exec", 1, name="sh", stdio_socket="ipv4"),
+                  ev("exec", 1, name="bash", stdio_socket="ipv6", vpid=1)],
+                 [ev("exec", 1, name="sh", stdio_socket="unix"), ev("exec", 1, name="sh"),
+                  ev("exec", 1, name="nc", stdio_socket="ipv4"),
+                  ev("exec", 1, name="sh", stdio_socket="ipv4", container="host")]),
     "EUN-1003": ([r("/etc/shadow"), r("/var/run/secrets/kubernetes.io/serviceaccount/token")],
                  [r("/etc/passwd"), r("/etc/shadow", name="sshd")]),
     "EUN-1004": ([w("/etc/passwd"), w("/usr/bin/x")], [w("/tmp/x"), w("/etc/x", name="apk"),
                                                        w("/etc/x", container="host")]),
-    "EUN-1005": ([w("/tmp/payload", 1), ev("exec", 2, name="payload", executable="/tmp/payload")],
-                 [w("/tmp/payload", 1), ev("exec", 2, name="payload", executable="/tmp/other"),
-                  ev("exec", 3, name="payload", executable="/tmp/payload", container="c2")]),
+    "EUN-1005": ([ev("exec", 1, name="x", executable="/tmp/x", exe_origin="upper_layer"),
+                  ev("exec", 1, name="x", executable="/dev/shm/x", exe_origin="tmpfs"),
+                  ev("exec", 1, name="x", executable="/memfd:x (deleted)", exe_origin="memfd")],
+                 [ev("exec", 1, name="x", executable="/bin/x", exe_origin="image"),
+                  ev("exec", 1, name="x", executable="/tmp/x", exe_origin="upper_layer",
+                     container="host"),
+                  ev("open", 1, file={"path": "/tmp/x", "write": True}, exe_origin="upper_layer")]),
     "EUN-1006": ([ev("exec", 1, name="apk", args=["apk", "add", "curl"])], [ev("exec", 1, name="curl")]),
-    "EUN-1007": ([ev("unshare", 1, syscall="unshare"), ev("mount", 2, syscall="mount")],
+    "EUN-1007": ([ev("unshare", 1, syscall="unshare"), ev("mount", 2, syscall="mount"),
+                  ev("mount", 2, syscall="mount", outcome="failure")],
                  [ev("setns", 1, syscall="setns", container="host"),
-                  ev("mount", 2, syscall="mount", outcome="failure")]),
+                  ev("mount", 2, syscall="mount", name="runc:[1:CHILD]")]),
     "EUN-1008": ([ev("finit_module", 1, syscall="finit_module", container="host")],
                  [ev("open", 1, file={"path": "/lib/modules/x.ko"})]),
     "EUN-1009": ([ev("ptrace", 1, syscall="ptrace", sargs=[16, 77], target_pid=77)],
@@ -79,6 +84,12 @@ CASES: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {
                  [ev("unlink", 1, file={"path": "/tmp/x", "write": True})]),
     "EUN-2005": ([w("/root/.ssh/authorized_keys")], [r("/root/.ssh/authorized_keys")]),
     "EUN-2006": ([ev("bpf", 1, syscall="bpf")], [ev("bpf", 1, syscall="bpf", container="host")]),
+    "EUN-2007": ([ev("exec", 1, name="sh", exec_id="shell-1"),
+                  ev("connect", 5, name="nc", exec_id="nc-1", ancestors=SH, dport=4444)],
+                 [ev("exec", 1, name="sh", exec_id="shell-1"),
+                  ev("connect", 40, name="nc", exec_id="nc-1", ancestors=SH, dport=4444),
+                  ev("connect", 5, name="nc", exec_id="nc-2", dport=4444, daddr="127.0.0.1",
+                     ancestors=SH)]),
     "EUN-3001": ([r("/etc/passwd", 1), ev("exec", 30, name="id")],
                  [r("/etc/passwd", 1), ev("exec", 300, name="id")]),
     "EUN-3002": ([ev("bind", 1, name="nc", exec_id="n1"), ev("accept", 2, name="nc", exec_id="n1")],
@@ -109,7 +120,7 @@ def test_every_pack_rule_has_a_case_and_the_pack_is_clean() -> None:
 
 def test_multi_event_rules_use_multi_event_forms() -> None:
     forms = {r.id: r.form for r in load_files(pack_files()).rules}
-    for rid in ("EUN-1002", "EUN-1005", "EUN-1010", "EUN-1011"):
+    for rid in ("EUN-2007", "EUN-1010", "EUN-1011"):
         assert forms[rid] == "sequence"
     assert forms["EUN-1014"] == "distinct" and forms["EUN-1015"] == "threshold"
 

@@ -36,6 +36,7 @@ def test_violation_alert_is_deterministic_and_fits_the_schema():
     st = new_state("img:1", None, "x86_64")
     fold(st, observation(event(nrs=(0,))), 1)
     mark_published(st, 2)
+    st["frozen"] = True
     obs = observation(event())
     bad = violations(st, obs)
     assert bad == ["mkdir"]

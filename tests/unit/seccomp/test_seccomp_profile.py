@@ -8,12 +8,15 @@ from eunomia.processors.seccomp.profile import (
     RUNC_AFTER_SECCOMP,
     Observation,
     allowlist,
+    approve,
     fold,
+    freeze_due,
     is_learning,
     mark_published,
     new_state,
     profile_record,
     publish_due,
+    relearn,
     render_oci,
     render_spo,
     violations,
@@ -55,11 +58,13 @@ def test_debounce_waits_for_quiet_but_not_forever():
     assert st["published"] == allowlist(st)
 
 
-def test_violations_only_after_publication_and_once_per_container():
+def test_violations_only_once_frozen_and_published_and_once_per_container():
     st = new_state("img:1", None, "x86_64")
     fold(st, obs(["read", "write"]), 1)
     assert violations(st, obs(["mkdir"])) == []  # still learning, nothing published
     mark_published(st, 2)
+    assert violations(st, obs(["mkdir"])) == []  # published, but still learning
+    st["frozen"] = True
     assert violations(st, obs(["read", "mkdir", "futex"])) == ["mkdir"]  # futex: runc's baseline
     assert violations(st, obs(["mkdir"])) == []
     assert violations(st, obs(["mkdir"], container="c2")) == ["mkdir"]
@@ -96,3 +101,34 @@ def test_profile_record_fits_the_schema_and_embeds_the_runtime_baseline():
     assert set(names) == {"sendfile", "read"} | RUNC_AFTER_SECCOMP
     assert [s["name"] for s in back["syscalls"]] == ["read", "sendfile"]
     assert back["version"] == 1
+
+
+def test_learning_period_needs_both_time_and_containers():
+    st = new_state("img:1", None, "x86_64")
+    st["first_ns"] = 100 * S
+    fold(st, obs(["read"]), 1)
+    assert not freeze_due(st, 150 * S, 60 * S, 1)  # too early
+    assert freeze_due(st, 160 * S, 60 * S, 1)
+    assert not freeze_due(st, 1000 * S, 60 * S, 2)  # one container so far
+    fold(st, obs(["read"], container="c2"), 1)
+    assert not freeze_due(st, 1000 * S, 60 * S, 2, "c2")  # c2 is not frozen in its own run
+    assert freeze_due(st, 1000 * S, 60 * S, 2, "c3")
+    assert not freeze_due(st, 10**6 * S, None, 1)  # learning for ever
+    st["frozen"] = True
+    assert freeze_due(st, 0, 60 * S, 9)  # frozen stays frozen until a relearn
+    relearn(st)
+    assert not st["frozen"] and not freeze_due(st, 10 * S, 60 * S, 1)
+
+
+def test_an_approved_call_joins_the_set_and_alerts_again_if_revoked():
+    st = new_state("img:1", None, "x86_64")
+    fold(st, obs(["read"]), 1)
+    mark_published(st, 2)
+    st["frozen"] = True
+    assert violations(st, obs(["mkdir", "chmod"])) == ["chmod", "mkdir"]
+    assert approve(st, ["mkdir"], 5 * S, 3) == ["mkdir"]
+    assert publish_due(st, 3, 0, 60 * S)
+    mark_published(st, 3)
+    assert "mkdir" in st["published"] and "chmod" not in st["published"]
+    assert violations(st, obs(["mkdir", "chmod"])) == []  # chmod alerted already for c1
+    assert approve(st, ["mkdir"], 6 * S, 4) == []
