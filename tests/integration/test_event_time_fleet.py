@@ -369,6 +369,13 @@ def check_live_equals_offline(pipe: Pipeline, tmp: Path, hs: list[SimHost], *,
             problems.append(f"a late-events alert for {h.host_id}")
         if (n := pipe.metric(LATE_METRIC, f'host="{h.host_id}"')) != 0:
             problems.append(f"{n:.0f} late events of {h.host_id} counted")
+    if problems:  # where a repeat came from: enrich emitting an event twice, or rules reading it twice
+        enriched = kafka_io.consume(pipe.settings, "enriched.events", until=lambda got: False, timeout=10)
+        seen = Counter(v["event"]["id"] for _, v, _, _ in enriched
+                       if v["host"]["id"] in ids and v["event"]["kind"] != HEARTBEAT)
+        twice = sorted(i for i, n in seen.items() if n > 1)
+        problems.append(f"(enriched.events holds {len(twice)} of these hosts' {len(seen)} events more than "
+                        f"once: {twice[:10]})")
     if pipe.restarts:
         problems.append(f"(workers restarted after exiting: {pipe.restarts})")
     assert not problems or problems[0].startswith("(workers"), "; ".join(problems)
