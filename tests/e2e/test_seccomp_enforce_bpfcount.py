@@ -155,7 +155,8 @@ def test_learn_from_cgroup_counter_then_enforce(settings: Settings, cgroup_paren
     counter = CgroupCounter(parent_id)
     producer = FakeProducer(settings, "e2e-host")
     workers = [start_worker(settings, "enrich", "--grace", "1"),
-               start_worker(settings, "seccomp", "--debounce", "1", "--max-wait", "5")]
+               start_worker(settings, "seccomp", "--debounce", "1", "--max-wait", "5",
+                            "--learn-period", "0", "--learn-containers", str(LEARN_RUNS))]
     tag = uuid.uuid4().hex[:8]
     try:
         # Several containers of the image: some syscalls depend on timing (wget
