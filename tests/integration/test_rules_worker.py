@@ -86,14 +86,15 @@ def attack_events(host: str, ctr: str, t0: float, tag: str) -> list[dict[str, An
 
     sh = f"{tag}-sh"
     tree = [parent("sh", sh, 50), parent("runc", "p0")]
-    add("exec", 0, name="sh", exec_id=sh)                                   # 1001, 1002/3003 start
+    add("exec", 0, name="sh", exec_id=sh, stdio_socket="ipv4")              # 1001, 1002, 3003 start
     for i, n in enumerate(["id", "uname", "whoami"]):
         add("exec", 1 + i, name=n, exec_id=f"{tag}-r{i}", ancestors=tree)   # 2003
     add("open", 4, file={"path": "/etc/passwd"})                            # 3001 with discovery
     add("connect", 5, name="nc", exec_id=f"{tag}-nc", ancestors=tree, dport=4444)  # 1002, 2002
     add("open", 6, file={"path": "/etc/shadow"})                            # 1003
     add("open", 7, file={"path": "/tmp/payload", "write": True})
-    add("exec", 8, name="payload", executable="/tmp/payload", exec_id=f"{tag}-pl")  # 1005
+    add("exec", 8, name="payload", executable="/tmp/payload", exec_id=f"{tag}-pl",
+        exe_origin="upper_layer")                                           # 1005
     for i in range(5):
         add("open", 9 + i * 0.5, file={"path": "/etc/shadow"}, outcome="failure")  # 1015
     for i in range(20):
