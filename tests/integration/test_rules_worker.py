@@ -546,7 +546,7 @@ def test_sighup_with_broken_rule_file_keeps_old_rules_and_state(settings: Settin
                 and a["events"][0]["id"] == first_event}
 
     canary1, canary2 = ids_of(old, "SITE-1", f"{tag}-c1"), ids_of(old, "SITE-1", f"{tag}-c2")
-    reverse_shell = ids_of(old, "EUN-1002", f"{tag}-sh")  # the shell before the reload, the connect after
+    reverse_shell = ids_of(old, "EUN-2007", f"{tag}-sh")  # the shell before the reload, the connect after
     assert len(canary1) == len(canary2) == len(reverse_shell) == 1
     alerts = Alerts(settings)
     try:
@@ -571,7 +571,7 @@ def test_sighup_with_broken_rule_file_keeps_old_rules_and_state(settings: Settin
                           "the old site rule and the sequence begun before the reload",
                           alive=w.check_alive)
 
-        # a good reload: SITE-1 now watches another path; EUN-1002 is unchanged
+        # a good reload: SITE-1 now watches another path; EUN-2007 is unchanged
         sh2 = f"hup-{tag}-sh2"
         tree2 = [parent("sh", sh2, 50), parent("runc", "p0")]
         begun = build([ev("exec", t0 + 10, name="sh", exec_id=sh2, eid=f"{tag}-sh2", **c)], keys)
@@ -584,7 +584,7 @@ def test_sighup_with_broken_rule_file_keeps_old_rules_and_state(settings: Settin
                              [it.record for it in before + after + begun + finished])
         shell2 = ids_of(old + offline_alerts(ruleset, [it.record for it in begun]), "EUN-1001",
                         f"{tag}-sh2")
-        canary3, reverse_shell2 = ids_of(new, "SITE-1", f"{tag}-c3"), ids_of(new, "EUN-1002", f"{tag}-sh2")
+        canary3, reverse_shell2 = ids_of(new, "SITE-1", f"{tag}-c3"), ids_of(new, "EUN-2007", f"{tag}-sh2")
         assert len(shell2) == len(canary3) == len(reverse_shell2) == 1
         publish(settings, begun)
         alerts.avro.until(lambda: shell2 <= alerts.ids(), "the second shell", alive=w.check_alive)
