@@ -1,20 +1,8 @@
-"""The eBPF producer under an event storm, and what it costs the workloads it watches.
-
-Figures, each against a baseline measured in the same run:
-
-* storm: an exec loop and an open loop (``/etc/shadow``, which the default file
-  filter reports) on CPU 0 while the producer runs pinned to CPU 1 (one core):
-  events published to ``raw.events`` per second, with the producer's drops,
-  against confluent-kafka's bare produce rate of the same number of
-  same-sized messages with the same producer settings, also on CPU 1;
-* slowdown: a syscall-heavy loop (``dd`` with 1-byte blocks) and a realistic
-  workload (unpack a generated C tree and build it with make and gcc), best of
-  three runs with the producer attached against best of three without: a ratio
-  of times, lower is better, 1.0 means no cost;
-* the producer's peak RSS against a bare confluent-kafka producer process's.
-
-Needs root (bcc), a C compiler for the realistic workload and two cores.
-A local broker is started unless ``--bootstrap`` is given.
+"""The eBPF producer under an event storm, and what it costs the workloads it
+watches, each figure against a baseline from the same run: events/s published
+on one core against bare confluent-kafka produce, workload slowdown with and
+without the producer (dd, a C build), and peak RSS against a bare producer.
+Needs root, a C compiler and two cores; starts a local broker unless --bootstrap.
 
     .venv/bin/python bench/producer.py [--quick] [--json FILE]
 """

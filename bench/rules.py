@@ -1,20 +1,8 @@
 """Rule engine throughput with the default pack over generated enriched events:
-offline (the engine alone, one core) against fastavro decoding the same events,
-and through a ``rules`` faust worker against a no-op faust agent reading the same
-topic, both measured in the same run; plus memory: the worker's peak RSS, and
-the offline engine's RSS as event time moves on and after every window expired.
-
-The events (default 500k) come from 240 containers on 12 hosts, 10 ms apart in
-event time (about 80 minutes in all, longer than every window of the pack), and
-mostly benign: reads, cache writes, HTTPS connects, the app's own execs; a few
-percent feed stateful rules (shells, recon commands, failed credential opens,
-port spread), so rules keep state that expires as time moves on. The input of
-both figures is the Avro bytes that sit on ``enriched.events``; offline, the
-engine is timed on events decoded beforehand, so its figure is the engine alone.
-
-A local broker is started unless ``--bootstrap`` is given. Each faust role runs
-as its own worker process (one worker, 3 partitions) and times itself from its
-first event to its N-th, so start-up and rebalancing are not counted.
+offline against fastavro decoding the same events, and through a rules worker
+against a no-op faust agent on the same topic; plus the worker's peak RSS and the
+offline engine's memory as windows expire. The events are mostly benign, from
+240 containers on 12 hosts, with a few percent feeding stateful rules.
 
     .venv/bin/python bench/rules.py [--quick] [--events N] [--json FILE]
 """

@@ -1,25 +1,9 @@
-"""Roles and their least Kafka ACLs, derived from the topic layout and the prefix.
-
-A role's rights come from ``topics.TOPICS`` (which roles write and read each
-topic), the configured topic prefix and the consumer group names, never from a
-second hand-written list:
-
-- ``producer``: WRITE on the four topics it feeds. Idempotent produce needs no
-  cluster ACL: since Kafka 3.0 (KIP-679) WRITE on a topic allows it.
-- each worker (``enrich``, ``rules``, ``seccomp``, ``health``): READ on its
-  inputs, WRITE on its outputs (``dlq`` among them), READ on its consumer group
-  (its faust app id, ``<prefix><worker>``) and READ, WRITE and CREATE on the
-  topics its faust app owns, named ``<app id>-...`` (table changelogs, the
-  assignor's leader topic, repartition topics): a PREFIXED pattern ending in
-  ``-``, so ``eunomia.enrich-`` never covers ``eunomia.enriched.events``. A topic
-  the app declares although the admin creates it (``seccomp.by-image``) gets
-  CREATE too: faust asks the broker to create it, and a refusal stops the worker.
-- ``siem``: READ on ``alerts`` and ``alerts.ocsf`` and on its own group.
-- ``admin``: creates topics (CREATE, DESCRIBE on the prefix) and manages ACLs
-  and quotas (ALTER, DESCRIBE, ALTER_CONFIGS, DESCRIBE_CONFIGS on the cluster).
-
-Everything here is pure: plans, differences and the authorizer's decision for a
-set of ACLs; ``acl_admin`` talks to the brokers.
+"""Roles and their least Kafka ACLs, derived from the topic layout (which roles
+write and read each topic in ``topics.TOPICS``), the topic prefix and the group
+names, never from a second hand-written list: producer, one role per worker (its
+inputs, outputs and the ``<app id>-`` topics its faust app owns), siem and admin.
+Pure: plans, differences and the authorizer's decision; ``acl_admin`` talks to
+the brokers.
 """
 
 from __future__ import annotations

@@ -1,19 +1,8 @@
 """What a ``--secure`` local broker needs: TLS material, one SCRAM user per role,
-and the broker properties that put them to use.
-
-The broker listens on SASL_SSL only (SCRAM-SHA-512) with the KRaft
-``StandardAuthorizer`` and ``allow.everyone.if.no.acl.found=false``, so a
-principal reaches only what ACLs grant. Its own traffic authenticates too: the
-controller listener with SASL/PLAIN (KRaft keeps SCRAM credentials in the
-metadata log, which a controller cannot read before it runs) and inter-broker
-traffic with SCRAM, both as ``eunomia-broker``; that user and ``eunomia-admin``
-are the super users.
-
-Everything lives in one directory, readable by its owner only: ``ca.pem`` (the
-CA clients trust), ``server.pem`` (key and chain, Kafka's PEM keystore),
-``users.json`` (user -> password) and ``clients/<role>.yaml``, a settings file
-per role (``EUNOMIA_CONFIG=.../clients/producer.yaml``) to try each role's rights.
-Material that exists is reused, so a restarted broker keeps its users.
+and the properties for SASL_SSL only with the KRaft ``StandardAuthorizer`` and
+no access without an ACL. Everything lives in one owner-only directory (CA,
+server key, users, a settings file per role) and is reused on restart, so a
+restarted broker keeps its users.
 """
 
 from __future__ import annotations

@@ -1,19 +1,10 @@
 """Finds input messages that faust skipped, and has them read again.
 
-faust-streaming's stream drops a message of a stale consumer generation without
-tracking it, its commit tolerates one missing offset at a partition's head, and
-it does not seek back a partition that has no committed offset: such a message
-could be neither processed nor read again (docs/reliability.md).
-
-Every agent passes its events through ``admit``. A partition's offsets must
-follow one another from the committed offset (or the log start where there is
-none): at a hole the partition is sought back and the events after it are
-neither processed nor acknowledged until the missing offset comes back, so no
-commit can pass it. Offsets that never come back (deleted by retention) are
-given up after ``give_up_s``, logged and counted, never silently.
-
-The class is pure logic over (partition, offset) pairs; ``committed``, ``start``
-and ``seek`` connect it to faust (``for_app``).
+faust-streaming can drop a message without tracking it and commit past it
+(docs/reliability.md). Agents pass their events through ``admit``: a partition's
+offsets must follow one another from the committed offset or the log start; at a
+hole the partition is sought back and nothing after it is acknowledged. Offsets
+gone for good are given up after ``give_up_s``, logged and counted.
 """
 
 from __future__ import annotations

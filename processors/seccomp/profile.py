@@ -1,25 +1,9 @@
-"""Per-image seccomp allowlists: the state fold, debounce and rendering. Pure:
-no Kafka, no faust; the worker, the CLI and the tests drive the same functions.
-
-State is a JSON-able dict (a faust Table value), one per image:
-``syscalls`` name -> [first_seen_ns, last_seen_ns] (event time), ``grew_ns`` the
-event time the set last grew, ``version``/``published`` the last profile put on
-``seccomp.profiles``, ``alerted`` which (container, syscall) pairs already
-raised a violation alert.
-
-What is learned: every syscall of the container's processes from the
-workload's exec on. runc's init runs in the container's cgroup before that,
-setting the container up (mount, pivot_root, unshare, sethostname, keyctl,
-...); the producer does not count a task while its comm names runc's init
-(bpf/syscalls.c), so those escape primitives are not learned from runc.
-
-What is added: ``RUNC_AFTER_SECCOMP``, the syscalls runc (1.1) makes between
-loading the filter and execve'ing the workload. Without them a profile learned
-when the producer missed the container's start (or learned only from the
-workload's own process) cannot even start the container. The set was measured
-here (podman 4.3, runc 1.1.5) by removing runc's observed syscalls one at a time
-from a profile and keeping each whose removal made ``podman run`` fail, plus the
-Go runtime calls runc's threads make at any moment (futex, nanosleep, ...).
+"""Per-image seccomp allowlists: the state fold, debounce, freeze and rendering.
+Pure, so the worker, the CLI and the tests drive the same functions. Learned is
+what the workload calls from its exec on (the producer does not count runc's
+init); added is ``RUNC_AFTER_SECCOMP``, the calls runc makes between loading the
+filter and exec'ing the workload, without which a learned profile cannot start
+the container.
 """
 
 from __future__ import annotations

@@ -1,20 +1,10 @@
 """``eunomia worker rules``: the rule engine over ``enriched.events`` -> ``alerts``
 (Avro) and ``alerts.ocsf`` (OCSF JSON), keyed by alert_id.
 
-One engine per input partition (a container's events arrive in order on one
-partition). Engine state is saved key by key in a changelog-backed table
-written to the changelog partition of its input partition, so a worker that
-takes a partition over rebuilds its engine there (``rules/state_codec.py``);
-state is saved after each batch, offsets committed later, and the engine
-recognises the events its restored state already holds.
-
-Event time is per source (``rules/fleet.py``): a host's windows move with its
-own events and heartbeats, so a delayed host is never late and a skewed clock
-moves only its own windows. Only sources that send no heartbeats are advanced by
-the wall clock when their partition is idle. Late events are counted per rule and
-host; an event far ahead of its host's time is dead-lettered with the reason.
-SIGHUP reloads the rule files; a file with an error is rejected and the old rules
-keep running.
+One per-source engine per input partition, its state saved key by key to a
+changelog-backed table after each batch so a successor rebuilds it. Late events
+are counted per rule and host, an event far ahead of its host is dead-lettered,
+and SIGHUP reloads the rule files (a broken file keeps the old rules).
 """
 
 from __future__ import annotations

@@ -1,18 +1,10 @@
 """``eunomia worker seccomp``: enriched syscall counts -> per-image allowlists on
-the compacted ``seccomp.profiles`` topic, and violation alerts once published.
+the compacted ``seccomp.profiles`` topic, and violation alerts once frozen.
 
-Two agents, so state is partition-safe with any number of workers:
-``seccomp-route`` turns enriched.events (keyed by host/container) into
-observations re-keyed by image on the internal ``seccomp.by-image`` topic;
-``seccomp-fold`` owns the ``images`` table on that topic's partitions. A timer
-publishes debounced profiles of the images this worker actively owns. Both
-agents wait, before a batch is acknowledged, until its output and its table
+``seccomp-route`` re-keys observations by image onto ``seccomp.by-image``;
+``seccomp-fold`` owns the ``images`` table there, so any number of workers keep
+state partition-safe. A batch is acknowledged only once its output and table
 changes are on the broker.
-
-An image learns for a learning period (event time since its first observation,
-and a number of containers), then its set freezes: a later syscall outside
-the profile is a violation and joins the set only by ``eunomia seccomp
-approve`` or a relearn, control records on ``seccomp.by-image``.
 """
 
 from __future__ import annotations

@@ -1,18 +1,7 @@
-"""Eunomia's rows on this producer, with nothing simulated: the real kernel
-(tracepoints only), real podman containers, a real broker and a real enrich
-worker.
-
-- a SIGTERM from a process of one container to a process of another, and one
-  between two sibling processes of one container, come out enriched with the
-  sender's container and the target's exec_id; a shell killing its own child
-  does not (the kernel-side boundary filter); a process killed by its
-  container's memory limit comes out as an oom_kill of that container;
-- a container process that writes N bytes to a file shows N bytes on that
-  file's path in the file I/O statistics (and in the Eunomia-named counter);
-- switching the file groups off by SIGHUP stops their events from the
-  interval the change is recorded on producer.health, switching them on
-  brings them back, and meanwhile every exec of a workload is still there
-  and the seq numbers stay gap-free: no restart, nothing else lost.
+"""Eunomia's producer rows with nothing simulated (real kernel, podman, broker and
+enrich worker): signals across containers and siblings and OOM kills come out
+enriched, written bytes show on the file's path, and the file groups switch off
+and on by SIGHUP without losing other events or seq numbers.
 """
 
 from __future__ import annotations

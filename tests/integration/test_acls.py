@@ -1,24 +1,8 @@
-"""Authorization on a real broker (issue 27): each role reaches only its own topics,
-and no host can flood the bus.
-
-One secure local broker for the module (``LocalKafka(secure=True)``: SASL_SSL only,
-the KRaft ``StandardAuthorizer``, ``allow.everyone.if.no.acl.found=false``, one
-SCRAM user per role), plus SCRAM users for two more producer hosts and for a
-stranger with no role. Topics are created and ACLs and quotas applied with the
-project's own commands (``eunomia topics create``, ``eunomia acls apply``) under
-the admin role. Then:
-
-- every role does its job with its own credentials: the producer publishes, the
-  four workers (real ``eunomia worker`` processes) process end to end, the SIEM
-  reads alerts and alerts.ocsf with its group and commits;
-- every forbidden action is refused with an authorization error, and nothing of
-  it lands: the producer writing alerts or reading raw.events, a worker writing
-  raw.events or another worker's changelog, the SIEM writing alerts or reading
-  raw.events, a principal with no role doing anything, an unknown user logging in;
-- ``acls check`` names what a role lacks; ``acls apply`` removes the project's
-  ACLs that no longer belong and leaves others' alone;
-- a producer host over its quota is throttled: all its events arrive, in order,
-  while another host's events keep flowing unthrottled.
+"""Authorization on a real SASL_SSL broker with the KRaft authorizer, ACLs and
+quotas applied by the project's own commands: each role does its job with its
+own credentials, every forbidden action is refused and lands nothing, ``acls
+check``/``apply`` name and remove what they should, and a host over its quota is
+throttled without losing events.
 """
 
 from __future__ import annotations

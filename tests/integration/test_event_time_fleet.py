@@ -1,19 +1,8 @@
-"""Event time across a fleet (issue 19), end to end: simulated hosts publish raw
-events and heartbeats through real ``Publisher``s to a real broker, real enrich
-and rules workers turn them into alerts, and every check compares the live
-alerts with an offline replay of a recording of the same raw topics.
-
-Each host attacks in a loop, one new container per round: a port scan (EUN-1014,
-``distinct``), failed opens of /etc/shadow (EUN-1015, ``threshold``), a memfd exec
-(EUN-1010, ``sequence``) and a runtime socket open (EUN-1012, single event), with
-event time = its wall clock (plus a skew for a host whose clock is ahead) and a
-heartbeat each second. Host B reaches the broker through a TCP proxy on a
-listener of its own, so its link alone can be cut while host A keeps publishing.
-
-One broker and one worker of each kind serve every test; each test has hosts of
-its own and looks only at their alerts. The broker-stop test comes last: a worker
-whose output stays unacknowledged for 60 s exits, and the test then starts it
-again as its supervisor would (the restarts are named in any failure).
+"""Event time across a fleet, end to end: simulated hosts publish raw events and
+heartbeats through real ``Publisher``s, real enrich and rules workers raise the
+alerts, and each case compares them with an offline replay of a recording of the
+same raw topics. Host B reaches the broker through a TCP proxy on a listener of
+its own, so its link alone can be cut while host A keeps publishing.
 """
 
 from __future__ import annotations

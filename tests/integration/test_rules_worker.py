@@ -1,23 +1,9 @@
 """The rules worker on the real broker, as real ``eunomia worker rules`` processes.
 
-Every expectation is computed in-process by the same engine over the same
-Avro-decoded events (``Engine`` over the whole input, then event time moved past
-every window, as ``replay --rules`` does), never written down by hand, so the
-tests say "live equals offline" rather than "this many alerts".
-
-Event times lie an hour or more in the future: the worker's idle timer moves an
-idle partition's watermark to ``max(newest event, now - 10 s)``, which for such
-events is the newest event, so a pause (a kill, a rebalance, a reload) never
-makes the rest of a scenario late and the live run stays comparable with the
-offline one. Each scenario ends with a "clock" event per container, three
-hours later, that moves event time past every window on every partition.
-
-Nothing is concluded from the absence of an alert until the worker has shown
-that it got past the point in question: two rounds of sentinel events (a
-single-event rule, one per container key) are sent and their alerts awaited;
-the worker handles its batches one after another and flushes each batch's
-output before the next, so once the second round's alerts are visible
-everything the first round pushed out has been acknowledged.
+Every expectation comes from the same engine run in-process over the same
+events, so the tests say "live equals offline". Event times lie an hour ahead so
+a pause never makes a scenario late, and absence of an alert is concluded only
+after two rounds of sentinel alerts show the worker got past that point.
 """
 
 from __future__ import annotations
