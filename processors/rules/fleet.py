@@ -112,12 +112,6 @@ class FleetEngine:
             dropped |= set(lane.replace_ruleset(self.local_rules))
         return sorted(dropped)
 
-    @property
-    def runners(self) -> dict[str, Any]:
-        """Every stateful rule's runner of one engine (its rule is what matters)."""
-        any_lane = next(iter(self.lanes.values()), None)
-        return {**self.fleet.runners, **(any_lane.runners if any_lane else {})}
-
     # -- events -----------------------------------------------------------------------
     def process(self, e: dict[str, Any], offset: int | None = None) -> list[Alert]:
         """Evaluate one event. ``offset`` is its position in the input partition: an
